@@ -1,0 +1,523 @@
+"""The govledger command line: a thin click adapter over ledger, policies and reports.
+
+Exit codes: 0 success, 1 verification failed, 2 invalid input or usage,
+3 any other failure. Errors print one line (or a JSON object with
+``--json``); tracebacks appear only with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from ledger import GovLedgerError, InputError, Ledger, LedgerConfig, VerificationError
+from ledger.canonical import parse_json
+from ledger.errors import CanonicalJSONError
+
+EXIT_OK = 0
+EXIT_VERIFY_FAILED = 1
+EXIT_USAGE = 2
+EXIT_FAILURE = 3
+
+DEFAULT_DB = "sqlite:///govledger.db"
+
+logger = logging.getLogger("govledger.cli")
+
+
+class Context:
+    """Options shared by every command."""
+
+    def __init__(self, db: str, as_json: bool, verbose: bool, key_dir: str | None):
+        self.db = db
+        self.as_json = as_json
+        self.verbose = verbose
+        self.key_dir = Path(key_dir) if key_dir else None
+
+    def config(self, **overrides: Any) -> LedgerConfig:
+        return LedgerConfig(key_dir=self.key_dir, **overrides)
+
+    def open(self, **overrides: Any) -> Ledger:
+        return Ledger.open(self.db, config=self.config(**overrides))
+
+    def emit(self, data: Any, text: str | Callable[[], str]) -> None:
+        """Print ``data`` as JSON with --json, else the human text."""
+        if self.as_json:
+            click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        else:
+            click.echo(text() if callable(text) else text)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def _exit_code(error: GovLedgerError) -> int:
+    if isinstance(error, VerificationError):
+        return EXIT_VERIFY_FAILED
+    if isinstance(error, InputError):
+        return EXIT_USAGE
+    return EXIT_FAILURE
+
+
+def _fail(ctx: Context | None, error: GovLedgerError) -> NoReturn:
+    if ctx is not None and ctx.as_json:
+        click.echo(json.dumps(error.to_dict(), ensure_ascii=False), err=True)
+    else:
+        click.echo(f"error: {error}", err=True)
+    raise SystemExit(_exit_code(error))
+
+
+@contextmanager
+def _progress(length: int | None, label: str) -> Iterator[Callable[[int], None]]:
+    """Yield an update(position) callback drawing a bar on a terminal only."""
+    if not sys.stderr.isatty():
+        yield lambda _position: None
+        return
+    with click.progressbar(
+        length=length or 0, label=label, file=sys.stderr, show_pos=True
+    ) as bar:
+        state = {"position": 0}
+
+        def update(position: int) -> None:
+            bar.update(position - state["position"])
+            state["position"] = position
+
+        yield update
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar="GOVLEDGER_DB",
+    default=DEFAULT_DB,
+    show_default=True,
+    help="Ledger database URL (sqlite:///PATH or postgresql+psycopg://...).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--verbose", "-v", is_flag=True, help="Log progress; show tracebacks.")
+@click.option(
+    "--key-dir",
+    envvar="GOVLEDGER_KEY_DIR",
+    default=None,
+    help="Directory of the log's private keys [default: NAME-keys/ beside a "
+    "SQLite file, else ./govledger-keys].",
+)
+@click.pass_context
+def cli(
+    click_ctx: click.Context, db: str, as_json: bool, verbose: bool, key_dir: str | None
+) -> None:
+    """govledger: an append-only, verifiable compliance ledger for AI programs."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    click_ctx.obj = Context(db, as_json, verbose, key_dir)
+
+
+# -- ledger core ------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--origin",
+    default="govledger.local/ledger",
+    show_default=True,
+    help="Log name in checkpoints and receipts, e.g. example.org/ai-ledger.",
+)
+@click.option(
+    "--unsafe-unencrypted-key",
+    is_flag=True,
+    help="Store the log key without a passphrase (not for production).",
+)
+@pass_context
+def init(ctx: Context, origin: str, unsafe_unencrypted_key: bool) -> None:
+    """Create the ledger and its log key; print the verifier key."""
+    ledger = Ledger.create(
+        ctx.db,
+        origin=origin,
+        config=ctx.config(unsafe_unencrypted_key=unsafe_unencrypted_key),
+    )
+    with ledger:
+        verifier_key = ledger.signer().verifier_key()
+    ctx.emit(
+        {"origin": origin, "verifier_key": verifier_key},
+        f"created ledger {origin}\nverifier key: {verifier_key}",
+    )
+
+
+def _read_input(source: str) -> str:
+    if source == "-":
+        return sys.stdin.read()
+    try:
+        return Path(source).read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as error:
+        raise InputError(f"cannot read {source}: {error.strerror}") from None
+
+
+@cli.command()
+@click.argument("source", default="-", metavar="[FILE|-]")
+@pass_context
+def append(ctx: Context, source: str) -> None:
+    """Append one record (a JSON object) or a batch (a JSON array)."""
+    try:
+        data = parse_json(_read_input(source))
+    except CanonicalJSONError as error:
+        raise InputError(f"invalid record JSON: {error}") from None
+    with ctx.open() as ledger:
+        if isinstance(data, list):
+            receipts = ledger.append_many(data)
+        else:
+            receipts = [ledger.append(data)]
+    ctx.emit(
+        receipts if isinstance(data, list) else receipts[0],
+        lambda: "\n".join(
+            f"appended seq {r['seq']} entry_hash {r['entry_hash']}" for r in receipts
+        ),
+    )
+
+
+@cli.command(name="import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "source_format",
+    type=click.Choice(["records", "prodigy"]),
+    required=True,
+    help="records: JSON Lines of input records; prodigy: a Prodigy JSONL export.",
+)
+@click.option("--dataset", default=None, help="Dataset name for items [default: file name].")
+@pass_context
+def import_(ctx: Context, path: Path, source_format: str, dataset: str | None) -> None:
+    """Import a file in one transaction; records already imported are skipped."""
+    from ledger.importers import read_prodigy, read_records
+
+    if not path.exists():
+        raise InputError(f"{path} does not exist")
+    if source_format == "prodigy":
+        reader = read_prodigy(path, dataset=dataset)
+    else:
+        reader = read_records(path)
+    records = []
+    with _progress(None, f"reading {path.name}") as update:
+        for record in reader:
+            records.append(record)
+            if len(records) % 500 == 0:
+                update(len(records))
+    with ctx.open() as ledger:
+        receipts = ledger.append_many(records, skip_known_sources=True)
+        size = ledger.size
+    summary = {
+        "file": str(path),
+        "records": len(records),
+        "appended": len(receipts),
+        "skipped": len(records) - len(receipts),
+        "ledger_size": size,
+    }
+    ctx.emit(
+        summary,
+        f"{path.name}: {len(records)} records read, {len(receipts)} appended, "
+        f"{summary['skipped']} already in the ledger; ledger has {size} entries",
+    )
+
+
+@cli.command()
+@click.option("--kind", default=None, help="Only entries of this kind.")
+@click.option("--actor", default=None, help="Only entries by this actor.")
+@click.option("--since", default=None, help="Recorded at or after (RFC 3339 UTC).")
+@click.option("--until", default=None, help="Recorded before (RFC 3339 UTC).")
+@click.option("--start", default=0, show_default=True, help="First seq.")
+@click.option("--limit", default=50, show_default=True, help="Max entries; 0 for all.")
+@pass_context
+def log(
+    ctx: Context,
+    kind: str | None,
+    actor: str | None,
+    since: str | None,
+    until: str | None,
+    start: int,
+    limit: int,
+) -> None:
+    """List entries in seq order."""
+    with ctx.open() as ledger:
+        entries = ledger.entries(
+            kind=kind,
+            actor=actor,
+            since=since,
+            until=until,
+            start=start,
+            limit=limit or None,
+        )
+        for entry in entries:
+            if ctx.as_json:
+                click.echo(json.dumps(entry.to_json(), ensure_ascii=False))
+            else:
+                record = entry.record
+                what = record.get("actor", "")
+                click.echo(
+                    f"{entry.seq:>8}  {entry.recorded_at}  {entry.kind:<13} "
+                    f"{what}  {entry.entry_hash[:16]}"
+                )
+
+
+@cli.command()
+@click.argument("seq", type=int)
+@pass_context
+def show(ctx: Context, seq: int) -> None:
+    """Show one entry with its hash."""
+    with ctx.open() as ledger:
+        entry = ledger.get(seq)
+    data = entry.to_json()
+    ctx.emit(data, json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@cli.command()
+@click.option(
+    "--trusted-checkpoint",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A signed checkpoint kept outside the ledger: prove the ledger only grew.",
+)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    help="Verifier key (note form) to check the trusted checkpoint with; "
+    "repeatable [default: the keys stored in the ledger].",
+)
+@pass_context
+def verify(ctx: Context, trusted_checkpoint: Path | None, keys: tuple[str, ...]) -> None:
+    """Verify every entry, link, Merkle node and checkpoint; exit 1 on a fault."""
+    note = trusted_checkpoint.read_text(encoding="utf-8") if trusted_checkpoint else None
+    with ctx.open() as ledger:
+        size = ledger.size
+        with _progress(size, "verifying") as update:
+            result = ledger.verify(
+                trusted_checkpoint=note,
+                trusted_keys=[_read_key(key) for key in keys],
+                progress=update,
+            )
+    if result.ok:
+        text = (
+            f"ok: {result.entries_checked} entries, "
+            f"{result.checkpoints_checked} checkpoints verified\n"
+            f"root {result.root}\nhead {result.head_hash}"
+        )
+        if result.trusted_checkpoint_consistent:
+            text += (
+                f"\nthe ledger extends the trusted checkpoint of size "
+                f"{result.trusted_checkpoint_size}"
+            )
+        for warning in result.warnings:
+            text += f"\nwarning: {warning}"
+        ctx.emit(result.to_dict(), text)
+        return
+    fault = result.fault
+    ctx.emit(
+        result.to_dict(),
+        f"FAILED: {fault.kind} at seq {fault.seq}: {fault.message}"
+        if fault.seq is not None
+        else f"FAILED: {fault.kind}: {fault.message}",
+    )
+    raise SystemExit(EXIT_VERIFY_FAILED)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+@pass_context
+def export(ctx: Context, out: Path | None) -> None:
+    """Export every entry as JSON Lines: exactly the hashed bytes, one per line."""
+    with ctx.open() as ledger:
+        handle = out.open("wb") if out else sys.stdout.buffer
+        try:
+            count = 0
+            for _seq, _stored, body, _columns in ledger.iter_raw():
+                handle.write(body + b"\n")
+                count += 1
+        finally:
+            if out:
+                handle.close()
+    if out:
+        click.echo(f"exported {count} entries to {out}", err=True)
+
+
+@cli.command()
+@pass_context
+def stats(ctx: Context) -> None:
+    """Summarise the ledger: entries, kinds, actors, items, time span, head."""
+    with ctx.open() as ledger:
+        data = ledger.stats()
+    kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(data["kinds"].items()))
+    ctx.emit(
+        data,
+        f"ledger {data['origin']}\n"
+        f"entries:     {data['entries']} ({kinds or 'none'})\n"
+        f"actors:      {data['actors']}\n"
+        f"items:       {data['items']}\n"
+        f"time span:   {data['first_occurred_at']} to {data['last_occurred_at']}\n"
+        f"checkpoints: {data['checkpoints']}\n"
+        f"chain head:  {data['head_hash']}",
+    )
+
+
+# -- Merkle tree, checkpoints, proofs, keys -----------------------------------
+
+
+@cli.command()
+@click.option(
+    "--publish",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for witnesses: writes DIR/checkpoint and DIR/history/SIZE.",
+)
+@pass_context
+def checkpoint(ctx: Context, publish: Path | None) -> None:
+    """Sign and store a checkpoint of the current tree; print it."""
+    from ledger.checkpoints import publish_checkpoint
+
+    with ctx.open() as ledger:
+        row = ledger.make_checkpoint()
+    if publish is not None:
+        publish_checkpoint(publish, row.tree_size, row.note)
+    ctx.emit(
+        {"tree_size": row.tree_size, "root": row.root_hash, "note": row.note},
+        row.note.rstrip("\n"),
+    )
+
+
+@cli.group()
+def prove() -> None:
+    """Build inclusion and consistency proofs (JSON, RFC 9162)."""
+
+
+@prove.command()
+@click.argument("seq", type=int)
+@click.option("--tree-size", type=int, default=None, help="Tree size [default: latest checkpoint].")
+@pass_context
+def inclusion(ctx: Context, seq: int, tree_size: int | None) -> None:
+    """Prove that entry SEQ is in the tree."""
+    with ctx.open() as ledger:
+        proof = ledger.inclusion_proof(seq, tree_size)
+    click.echo(json.dumps(proof, indent=2))
+
+
+@prove.command()
+@click.argument("old", type=int)
+@click.argument("new", type=int, required=False)
+@pass_context
+def consistency(ctx: Context, old: int, new: int | None) -> None:
+    """Prove that the tree of size NEW extends the tree of size OLD."""
+    with ctx.open() as ledger:
+        proof = ledger.consistency_proof(old, new)
+    click.echo(json.dumps(proof, indent=2))
+
+
+@cli.command(name="verify-proof")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--key", "key", required=True, help="The log's verifier key (note form) or a file holding it."
+)
+@pass_context
+def verify_proof_command(ctx: Context, path: Path, key: str) -> None:
+    """Check a proof file offline against the log's verifier key; exit 1 if invalid."""
+    from ledger.proofs import verify_proof_document
+
+    try:
+        document = parse_json(path.read_bytes())
+    except CanonicalJSONError as error:
+        raise InputError(f"{path} is not a proof file: {error}") from None
+    summary = verify_proof_document(document, _read_key(key))
+    ctx.emit({"ok": True, **summary}, f"ok: {summary['description']}")
+
+
+@cli.group()
+def keys() -> None:
+    """Show and rotate the log key."""
+
+
+@keys.command(name="show")
+@pass_context
+def keys_show(ctx: Context) -> None:
+    """Print the verifier keys of the log, the current one last."""
+    with ctx.open() as ledger:
+        rows = ledger.key_rows()
+        current = ledger.current_key_id()
+    data = [
+        {"key_id": row.key_id, "verifier_key": row.verifier_key, "current": row.key_id == current}
+        for row in rows
+    ]
+    current_key = next(item["verifier_key"] for item in data if item["current"])
+    ctx.emit(data, current_key)
+
+
+@keys.command(name="rotate")
+@pass_context
+def keys_rotate(ctx: Context) -> None:
+    """Create a new log key; a key_rotated entry signed by the old key records it."""
+    with ctx.open() as ledger:
+        receipt, verifier_key = ledger.rotate_key()
+    ctx.emit(
+        {"receipt": receipt, "verifier_key": verifier_key},
+        f"rotated: new verifier key {verifier_key} (key_rotated entry seq {receipt['seq']})",
+    )
+
+
+def _read_key(value: str) -> str:
+    """Accept a verifier key as text or as a file holding it."""
+    path = Path(value)
+    if "+" not in value and path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    if path.exists() and path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    return value.strip()
+
+
+def main() -> None:
+    """Run the CLI with govledger's error handling and exit codes."""
+    verbose = "--verbose" in sys.argv or "-v" in sys.argv
+    as_json = "--json" in sys.argv
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        raise SystemExit(EXIT_FAILURE) from None
+    except click.exceptions.ClickException as error:
+        error.show()
+        raise SystemExit(EXIT_USAGE) from None
+    except click.exceptions.Exit as error:
+        raise SystemExit(error.exit_code) from None
+    except GovLedgerError as error:
+        if verbose:
+            logger.exception("command failed")
+        _fail(Context(DEFAULT_DB, as_json, verbose, None), error)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+    except SystemExit:
+        raise
+    except Exception as error:  # noqa: BLE001 - last resort: no traceback unless --verbose
+        if verbose:
+            raise
+        click.echo(
+            f"error: unexpected {type(error).__name__}: {error}; "
+            "rerun with --verbose for details",
+            err=True,
+        )
+        raise SystemExit(EXIT_FAILURE) from None
+    raise SystemExit(EXIT_OK)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUTF8", "1")
+    main()

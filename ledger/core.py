@@ -1,0 +1,1057 @@
+"""The Ledger: open, append, read, prove and checkpoint.
+
+``Ledger.append`` and ``Ledger.append_many`` validate records outside the
+transaction, then, holding the chain-head lock, assign seqs, link ``prev``,
+store the entries' canonical bytes and the new Merkle nodes, and commit
+durably before any receipt is returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from . import merkle
+from .canonical import canonical_bytes
+from .entries import (
+    GENESIS_PREV,
+    Entry,
+    derived_columns,
+    entry_bytes,
+    entry_hash,
+    format_timestamp,
+    parse_entry,
+)
+from .errors import GovLedgerError, InputError, KeyFileError, StoreError
+from .records import (
+    LEDGER_KINDS,
+    CheckedRecord,
+    canonical_record_bytes,
+    validate_record,
+)
+from .store import (
+    SCHEMA_VERSION,
+    ChainHead,
+    CheckpointRow,
+    EntryRow,
+    LogKeyRow,
+    MerkleNode,
+    PersonalValue,
+    create_schema,
+    make_engine,
+    schema_exists,
+)
+
+__all__ = ["Ledger", "LedgerConfig", "default_key_dir"]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_key_dir(url: str) -> Path:
+    """Return the default key directory of a ledger URL.
+
+    ``GOVLEDGER_KEY_DIR`` wins; a SQLite ledger keeps its keys beside the
+    database file (``NAME-keys/``), any other ledger in ``./govledger-keys``.
+    """
+    configured = os.environ.get("GOVLEDGER_KEY_DIR")
+    if configured:
+        return Path(configured)
+    if url.startswith("sqlite:///"):
+        database = Path(url[len("sqlite:///") :]).expanduser()
+        return database.with_name(database.stem + "-keys")
+    return Path("govledger-keys")
+
+
+@dataclass
+class LedgerConfig:
+    """Tunable behaviour of an open ledger.
+
+    ``checkpoint_every`` entries or ``checkpoint_interval_s`` seconds after
+    the last checkpoint, an append also signs a new checkpoint; 0 turns
+    either trigger off.
+    """
+
+    checkpoint_every: int = 1000
+    checkpoint_interval_s: float = 300.0
+    key_dir: Path | None = None
+    passphrase: bytes | None = None
+    unsafe_unencrypted_key: bool = False
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    checked: CheckedRecord
+    record_bytes: bytes
+    salts: dict[str, bytes]
+
+
+class _ConnectionNodeReader:
+    """Read Merkle nodes inside one connection: level 0 from the entries."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def read_nodes(self, addresses: Sequence[tuple[int, int]]) -> list[bytes]:
+        leaves = sorted({idx for level, idx in addresses if level == 0})
+        inner = sorted({(level, idx) for level, idx in addresses if level > 0})
+        found: dict[tuple[int, int], bytes] = {}
+        if leaves:
+            rows = self._connection.execute(
+                select(EntryRow.seq, EntryRow.entry_hash).where(
+                    EntryRow.seq.in_(leaves)
+                )
+            )
+            for seq, hex_hash in rows:
+                found[(0, seq)] = bytes.fromhex(hex_hash)
+        for level in sorted({level for level, _ in inner}):
+            indices = [idx for lvl, idx in inner if lvl == level]
+            rows = self._connection.execute(
+                select(MerkleNode.idx, MerkleNode.hash).where(
+                    MerkleNode.level == level, MerkleNode.idx.in_(indices)
+                )
+            )
+            for idx, node in rows:
+                found[(level, idx)] = bytes(node)
+        try:
+            return [found[address] for address in addresses]
+        except KeyError as error:
+            raise StoreError(
+                f"Merkle node {error.args[0]} is missing from the store; "
+                "run `govledger verify`"
+            ) from None
+
+
+class Ledger:
+    """An open ledger on SQLite or PostgreSQL.
+
+    Use ``Ledger.create`` once to make a new ledger and ``Ledger.open`` to
+    use an existing one. The object is safe to share between threads: each
+    operation takes its own connection.
+    """
+
+    def __init__(
+        self, engine: Engine, url: str, config: LedgerConfig, clock: Clock
+    ) -> None:
+        self.engine = engine
+        self.url = url
+        self.config = config
+        self._clock = clock
+        self._signer: Any = None
+        with engine.connect() as connection:
+            head = connection.execute(
+                select(ChainHead.origin).where(ChainHead.id == 1)
+            ).one_or_none()
+        if head is None:
+            raise StoreError(
+                f"{_redact(url)} holds no ledger; run `govledger init` first"
+            )
+        self.origin: str = head[0]
+
+    # -- opening -----------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        config: LedgerConfig | None = None,
+        clock: Clock | None = None,
+    ) -> Ledger:
+        """Open an existing ledger.
+
+        Raises:
+            StoreError: the URL is invalid, the database is unreachable, or
+                it holds no ledger.
+        """
+        engine = make_engine(url)
+        if not schema_exists(engine):
+            engine.dispose()
+            raise StoreError(
+                f"{_redact(url)} holds no ledger; run `govledger init` first"
+            )
+        return cls(engine, url, config or LedgerConfig(), clock or _utc_now)
+
+    @classmethod
+    def create(
+        cls,
+        url: str,
+        *,
+        origin: str,
+        config: LedgerConfig | None = None,
+        clock: Clock | None = None,
+    ) -> Ledger:
+        """Create a new ledger with a new log key and open it.
+
+        ``origin`` names the log in checkpoints and receipts (C2SP
+        tlog-checkpoint origin line), e.g. ``example.org/govledger``.
+
+        Raises:
+            StoreError: the database already holds a ledger or cannot be
+                written.
+            KeyFileError: the log key cannot be written.
+            InputError: ``origin`` is not a valid log name.
+        """
+        from .keys import generate_log_key, passphrase_from_env, write_private_key
+
+        _check_origin(origin)
+        config = config or LedgerConfig()
+        engine = make_engine(url)
+        if schema_exists(engine):
+            engine.dispose()
+            raise StoreError(f"{_redact(url)} already holds a ledger")
+        signer = generate_log_key(origin)
+        key_dir = config.key_dir or default_key_dir(url)
+        passphrase = config.passphrase or passphrase_from_env()
+        key_path = key_dir / f"log-{signer.key_id:08x}.pem"
+        write_private_key(
+            key_path,
+            signer.private_key,
+            passphrase,
+            unsafe_unencrypted=config.unsafe_unencrypted_key,
+        )
+        create_schema(engine)
+        now = format_timestamp((clock or _utc_now)())
+        with engine.begin() as connection:
+            connection.execute(
+                insert(ChainHead).values(
+                    id=1,
+                    origin=origin,
+                    schema_version=SCHEMA_VERSION,
+                    size=0,
+                    head_hash=GENESIS_PREV,
+                    last_recorded_at=now,
+                    created_at=now,
+                )
+            )
+            connection.execute(
+                insert(LogKeyRow).values(
+                    key_id=f"{signer.key_id:08x}",
+                    verifier_key=signer.verifier_key(),
+                    created_at=now,
+                    created_seq=None,
+                )
+            )
+        ledger = cls(engine, url, config, clock or _utc_now)
+        ledger._signer = signer
+        logger.info("created ledger %s with log key %08x", origin, signer.key_id)
+        return ledger
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- keys --------------------------------------------------------------
+
+    def key_rows(self) -> list[LogKeyRow]:
+        """Return every log key the ledger has used, oldest first."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(LogKeyRow).order_by(LogKeyRow.created_at, LogKeyRow.key_id)
+            ).all()
+        return [LogKeyRow.model_validate(row._mapping) for row in rows]
+
+    def verifiers(self) -> list[Any]:
+        """Return a note verifier for every log key the ledger has used."""
+        from .note import parse_verifier_key
+
+        return [parse_verifier_key(row.verifier_key) for row in self.key_rows()]
+
+    def current_key_id(self) -> str:
+        """Return the key ID (8 hex digits) of the key that signs now."""
+        rows = self.key_rows()
+        current = [row for row in rows if row.created_seq is not None]
+        if current:
+            return max(current, key=lambda row: row.created_seq or 0).key_id
+        return rows[0].key_id
+
+    def signer(self) -> Any:
+        """Load the current log key for signing, once.
+
+        Raises:
+            KeyFileError: the key file is missing, too open, or its
+                passphrase is wrong.
+        """
+        if self._signer is not None:
+            return self._signer
+        from .keys import load_private_key, passphrase_from_env
+        from .note import Signer
+
+        key_id = self.current_key_id()
+        key_dir = self.config.key_dir or default_key_dir(self.url)
+        path = key_dir / f"log-{key_id}.pem"
+        if not path.exists():
+            raise KeyFileError(
+                f"log key {key_id} not found at {path}; set GOVLEDGER_KEY_DIR "
+                "or --key-dir to the directory that holds it",
+                reason="key-not-found",
+            )
+        private_key = load_private_key(
+            path,
+            self.config.passphrase or passphrase_from_env(),
+            unsafe_unencrypted=self.config.unsafe_unencrypted_key,
+        )
+        signer = Signer(self.origin, private_key)
+        if f"{signer.key_id:08x}" != key_id:
+            raise KeyFileError(
+                f"key file {path} holds key {signer.key_id:08x}, expected "
+                f"{key_id}; restore the right key file",
+                reason="key-mismatch",
+            )
+        self._signer = signer
+        return signer
+
+    # -- appending ---------------------------------------------------------
+
+    def append(self, record: Any) -> dict[str, Any]:
+        """Append one input record; return its signed receipt.
+
+        Raises:
+            RecordError: the record is invalid; nothing was written.
+            KeyFileError: the log key cannot be loaded to sign the receipt.
+            StoreError: the database failed; nothing was written.
+        """
+        return self.append_many([record], single=True)[0]
+
+    def append_many(
+        self,
+        records: Sequence[Any],
+        *,
+        skip_known_sources: bool = False,
+        single: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Append records in one transaction: all of them or none.
+
+        With ``skip_known_sources`` a record whose ``source`` (system, ref)
+        is already in the ledger, or earlier in the batch, is skipped, which
+        makes imports idempotent; only new records get receipts.
+
+        Raises:
+            RecordError: a record is invalid; the error names its index and
+                field, and nothing was written.
+            KeyFileError: the log key cannot be loaded.
+            StoreError: the database failed; nothing was written.
+        """
+        prepared = [
+            self._prepare(record, None if single else index)
+            for index, record in enumerate(records)
+        ]
+        return self._append_prepared(prepared, skip_known_sources=skip_known_sources)
+
+    def append_ledger_record(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Append an entry of one of the ledger's own kinds; return its receipt.
+
+        ``body`` is the complete record (``actor``, ``occurred_at`` and the
+        kind's fields); only the ledger writes these kinds, so they are not
+        validated against the input schema.
+
+        Raises:
+            InputError: ``kind`` is not a ledger kind or ``body`` has no
+                canonical form.
+        """
+        if kind not in LEDGER_KINDS:
+            raise InputError(f"{kind!r} is not a ledger kind: {LEDGER_KINDS}")
+        return self._append_prepared([self._prepare_ledger_record(kind, body)])[0]
+
+    def _prepare_ledger_record(self, kind: str, body: dict[str, Any]) -> _Prepared:
+        checked = CheckedRecord(
+            kind=kind,
+            body=body,
+            personal={},
+            occurred_at=self._clock(),
+            model=None,
+        )
+        record_bytes = canonical_record_bytes(body, index=None)
+        return _Prepared(checked=checked, record_bytes=record_bytes, salts={})
+
+    def _append_prepared(
+        self,
+        prepared: list[_Prepared],
+        *,
+        skip_known_sources: bool = False,
+        after_write: Callable[[Connection, list[dict[str, Any]]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        from .receipts import make_receipt
+
+        signer = self.signer()
+        rows = self._commit(prepared, skip_known_sources, after_write)
+        receipts = [
+            make_receipt(
+                signer,
+                origin=self.origin,
+                seq=row["seq"],
+                entry_hash=row["entry_hash"],
+                recorded_at=row["recorded_at"],
+            )
+            for row in rows
+        ]
+        self._maybe_checkpoint()
+        return receipts
+
+    def rotate_key(self) -> tuple[dict[str, Any], str]:
+        """Replace the log key; return the key_rotated receipt and new verifier key.
+
+        The ``key_rotated`` entry names both keys and carries the old key's
+        signature over the JCS bytes of ``{"new_key", "old_key", "origin"}``,
+        so the handover is provable; its receipt is signed by the old key.
+        Checkpoints signed by the old key keep verifying because every
+        public key stays in the ``log_keys`` table.
+
+        Raises:
+            KeyFileError: the old key cannot be loaded or the new one written.
+        """
+        import base64
+
+        from .keys import generate_log_key, passphrase_from_env, write_private_key
+
+        old = self.signer()
+        new = generate_log_key(self.origin)
+        key_dir = self.config.key_dir or default_key_dir(self.url)
+        write_private_key(
+            key_dir / f"log-{new.key_id:08x}.pem",
+            new.private_key,
+            self.config.passphrase or passphrase_from_env(),
+            unsafe_unencrypted=self.config.unsafe_unencrypted_key,
+        )
+        statement = {
+            "new_key": new.verifier_key(),
+            "old_key": old.verifier_key(),
+            "origin": self.origin,
+        }
+        body = {
+            "actor": "svc:govledger",
+            "occurred_at": format_timestamp(self._clock()),
+            **statement,
+            "old_key_signature": base64.b64encode(
+                old.sign(canonical_bytes(statement))
+            ).decode("ascii"),
+        }
+
+        def record_key(connection: Connection, rows: list[dict[str, Any]]) -> None:
+            connection.execute(
+                insert(LogKeyRow).values(
+                    key_id=f"{new.key_id:08x}",
+                    verifier_key=new.verifier_key(),
+                    created_at=rows[0]["recorded_at"],
+                    created_seq=rows[0]["seq"],
+                )
+            )
+
+        receipt = self._append_prepared(
+            [self._prepare_ledger_record("key_rotated", body)], after_write=record_key
+        )[0]
+        self._signer = new
+        logger.info("rotated log key %08x -> %08x", old.key_id, new.key_id)
+        return receipt, new.verifier_key()
+
+    def _prepare(self, record: Any, index: int | None) -> _Prepared:
+        checked = validate_record(record, index=index)
+        body = checked.body
+        salts: dict[str, bytes] = {}
+        if checked.personal:
+            commitments = {}
+            for name, value in checked.personal.items():
+                value_bytes = canonical_record_bytes(
+                    value, index=index, path=f"personal.{name}"
+                )
+                salt = secrets.token_bytes(32)
+                salts[name] = salt
+                commitments[name] = hashlib.sha256(salt + value_bytes).hexdigest()
+            body = {**body, "personal": commitments}
+        record_bytes = canonical_record_bytes(body, index=index)
+        return _Prepared(checked=checked, record_bytes=record_bytes, salts=salts)
+
+    def _commit(
+        self,
+        prepared: list[_Prepared],
+        skip_known_sources: bool,
+        after_write: Callable[[Connection, list[dict[str, Any]]], None] | None,
+    ) -> list[dict[str, Any]]:
+        try:
+            with self._write_transaction() as connection:
+                if skip_known_sources:
+                    prepared = self._drop_known_sources(connection, prepared)
+                head = self._lock_head(connection)
+                rows = self._write_entries(connection, head, prepared)
+                if after_write is not None:
+                    after_write(connection, rows)
+            return rows
+        except IntegrityError as error:
+            raise StoreError(
+                f"append failed and was rolled back: {error.orig}; retry"
+            ) from None
+        except DBAPIError as error:
+            raise StoreError(
+                f"database error, nothing was written: {error.orig}"
+            ) from None
+
+    def _write_transaction(self) -> Any:
+        connection = self.engine.connect()
+        if self.engine.dialect.name == "sqlite":
+            connection = connection.execution_options(sqlite_immediate=True)
+        return _Transaction(connection)
+
+    def _lock_head(self, connection: Connection) -> ChainHead:
+        statement = select(ChainHead).where(ChainHead.id == 1)
+        if self.engine.dialect.name != "sqlite":
+            statement = statement.with_for_update()
+        row = connection.execute(statement).one()
+        return ChainHead.model_validate(row._mapping)
+
+    def _drop_known_sources(
+        self, connection: Connection, prepared: list[_Prepared]
+    ) -> list[_Prepared]:
+        keyed: dict[tuple[str, str], None] = {}
+        for item in prepared:
+            source = item.checked.body.get("source") or {}
+            if source.get("ref") is not None:
+                keyed[(source["system"], source["ref"])] = None
+        known: set[tuple[str, str]] = set()
+        systems = {system for system, _ in keyed}
+        for system in systems:
+            refs = [ref for sys_, ref in keyed if sys_ == system]
+            for start in range(0, len(refs), 500):
+                chunk = refs[start : start + 500]
+                rows = connection.execute(
+                    select(EntryRow.source_ref).where(
+                        EntryRow.source_system == system,
+                        EntryRow.source_ref.in_(chunk),
+                    )
+                )
+                known.update((system, ref) for (ref,) in rows)
+        result = []
+        for item in prepared:
+            source = item.checked.body.get("source") or {}
+            key = (source.get("system"), source.get("ref"))
+            if source.get("ref") is not None:
+                if key in known:
+                    continue
+                known.add(key)  # type: ignore[arg-type]
+            result.append(item)
+        return result
+
+    def _write_entries(
+        self, connection: Connection, head: ChainHead, prepared: list[_Prepared]
+    ) -> list[dict[str, Any]]:
+        if not prepared:
+            return []
+        now = format_timestamp(self._clock())
+        # recorded_at never goes backwards, even if the system clock does.
+        recorded_at = max(now, head.last_recorded_at)
+        size = head.size
+        prev = head.head_hash
+        entry_rows = []
+        personal_rows = []
+        leaves = []
+        for offset, item in enumerate(prepared):
+            seq = size + offset
+            body = entry_bytes(
+                seq=seq,
+                prev=prev,
+                kind=item.checked.kind,
+                recorded_at=recorded_at,
+                record_bytes=item.record_bytes,
+            )
+            leaf = entry_hash(body)
+            hex_hash = leaf.hex()
+            row = derived_columns(item.checked.kind, recorded_at, item.checked.body)
+            row.update(seq=seq, entry_hash=hex_hash, body=body)
+            entry_rows.append(row)
+            leaves.append(leaf)
+            for name, salt in item.salts.items():
+                personal_rows.append(
+                    {
+                        "seq": seq,
+                        "name": name,
+                        "subject": item.checked.body.get("subject"),
+                        "salt": salt,
+                        "value": canonical_bytes(item.checked.personal[name]),
+                    }
+                )
+            prev = hex_hash
+        reader = _ConnectionNodeReader(connection)
+        peak_addresses = merkle.root_addresses(size)
+        peak_hashes = reader.read_nodes(peak_addresses) if peak_addresses else []
+        peaks = [
+            (level, idx, node)
+            for (level, idx), node in zip(peak_addresses, peak_hashes)
+        ]
+        new_nodes, _ = merkle.extend(peaks, size, leaves)
+        connection.execute(insert(EntryRow), entry_rows)
+        if new_nodes:
+            connection.execute(
+                insert(MerkleNode),
+                [{"level": lv, "idx": ix, "hash": hs} for lv, ix, hs in new_nodes],
+            )
+        if personal_rows:
+            connection.execute(insert(PersonalValue), personal_rows)
+        connection.execute(
+            update(ChainHead)
+            .where(ChainHead.id == 1)
+            .values(
+                size=size + len(prepared),
+                head_hash=prev,
+                last_recorded_at=recorded_at,
+            )
+        )
+        return [
+            {"seq": row["seq"], "entry_hash": row["entry_hash"], "recorded_at": recorded_at}
+            for row in entry_rows
+        ]
+
+    # -- reading -----------------------------------------------------------
+
+    def head(self) -> ChainHead:
+        """Return the chain head: size, head hash, origin."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(ChainHead).where(ChainHead.id == 1)).one()
+        return ChainHead.model_validate(row._mapping)
+
+    @property
+    def size(self) -> int:
+        """The number of entries in the ledger."""
+        return self.head().size
+
+    def get(self, seq: int) -> Entry:
+        """Return the entry at ``seq``.
+
+        Raises:
+            InputError: no entry has that seq.
+        """
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(EntryRow.body, EntryRow.entry_hash).where(EntryRow.seq == seq)
+            ).one_or_none()
+        if row is None:
+            raise InputError(
+                f"no entry with seq {seq}; the ledger has {self.size} entries "
+                f"(seq 0 to {self.size - 1})",
+                reason="entry-not-found",
+            )
+        return parse_entry(bytes(row[0]), row[1])
+
+    def iter_raw(
+        self, start: int = 0, end: int | None = None, *, chunk: int = 5000
+    ) -> Iterator[tuple[int, str, bytes, tuple[Any, ...]]]:
+        """Stream (seq, stored hash, body, derived columns) in seq order.
+
+        Memory stays flat: rows are read in chunks by keyset pagination.
+        """
+        columns = [getattr(EntryRow, name) for name in _DERIVED_NAMES]
+        last = start - 1
+        while True:
+            statement = (
+                select(EntryRow.seq, EntryRow.entry_hash, EntryRow.body, *columns)
+                .where(EntryRow.seq > last)
+                .order_by(EntryRow.seq)
+                .limit(chunk)
+            )
+            if end is not None:
+                statement = statement.where(EntryRow.seq < end)
+            with self.engine.connect() as connection:
+                rows = connection.execute(statement).all()
+            if not rows:
+                return
+            for row in rows:
+                yield row[0], row[1], bytes(row[2]), tuple(row[3:])
+            last = rows[-1][0]
+
+    def entries(
+        self,
+        *,
+        kind: str | None = None,
+        actor: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        start: int = 0,
+        limit: int | None = None,
+    ) -> Iterator[Entry]:
+        """Stream entries in seq order, filtered on the derived columns.
+
+        ``since`` and ``until`` bound ``recorded_at`` (RFC 3339 UTC text,
+        ``until`` exclusive).
+        """
+        last = start - 1
+        remaining = limit
+        while remaining is None or remaining > 0:
+            batch = 1000 if remaining is None else min(1000, remaining)
+            statement = (
+                select(EntryRow.seq, EntryRow.body, EntryRow.entry_hash)
+                .where(EntryRow.seq > last)
+                .order_by(EntryRow.seq)
+                .limit(batch)
+            )
+            if kind:
+                statement = statement.where(EntryRow.kind == kind)
+            if actor:
+                statement = statement.where(EntryRow.actor == actor)
+            if since:
+                statement = statement.where(EntryRow.recorded_at >= since)
+            if until:
+                statement = statement.where(EntryRow.recorded_at < until)
+            with self.engine.connect() as connection:
+                rows = connection.execute(statement).all()
+            if not rows:
+                return
+            for seq, body, hex_hash in rows:
+                yield parse_entry(bytes(body), hex_hash)
+            last = rows[-1][0]
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def personal_values(self, seq: int) -> dict[str, dict[str, Any]]:
+        """Return the stored personal values of an entry with their salts."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(PersonalValue).where(PersonalValue.seq == seq)
+            ).all()
+        result = {}
+        for row in rows:
+            value = PersonalValue.model_validate(row._mapping)
+            result[value.name] = {
+                "value_jcs": bytes(value.value),
+                "salt": bytes(value.salt).hex(),
+            }
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        """Summarise the ledger with SQL aggregates: counts, actors, span, head."""
+        from sqlalchemy import distinct, func
+
+        with self.engine.connect() as connection:
+            kinds = dict(
+                connection.execute(
+                    select(EntryRow.kind, func.count()).group_by(EntryRow.kind)
+                ).all()
+            )
+            actors = connection.execute(
+                select(func.count(distinct(EntryRow.actor)))
+            ).scalar_one()
+            items = connection.execute(
+                select(func.count()).select_from(
+                    select(EntryRow.item_dataset, EntryRow.item_id)
+                    .where(EntryRow.item_id.is_not(None))
+                    .group_by(EntryRow.item_dataset, EntryRow.item_id)
+                    .subquery()
+                )
+            ).scalar_one()
+            first, last = connection.execute(
+                select(func.min(EntryRow.occurred_at), func.max(EntryRow.occurred_at))
+            ).one()
+            checkpoints = connection.execute(
+                select(func.count()).select_from(CheckpointRow)
+            ).scalar_one()
+        head = self.head()
+        return {
+            "origin": self.origin,
+            "entries": head.size,
+            "kinds": kinds,
+            "actors": actors,
+            "items": items,
+            "first_occurred_at": first,
+            "last_occurred_at": last,
+            "head_hash": head.head_hash,
+            "checkpoints": checkpoints,
+        }
+
+    # -- Merkle tree -------------------------------------------------------
+
+    def root(self, size: int | None = None) -> bytes:
+        """Return the RFC 9162 root of the first ``size`` entries.
+
+        Raises:
+            InputError: ``size`` exceeds the ledger.
+        """
+        with self.engine.connect() as connection:
+            current = self._size_on(connection)
+            size = current if size is None else size
+            _check_size(size, current, "tree size")
+            return merkle.root(_ConnectionNodeReader(connection), size)
+
+    def inclusion_proof(self, seq: int, tree_size: int | None = None) -> dict[str, Any]:
+        """Build an RFC 9162 inclusion proof of entry ``seq`` (JSON form).
+
+        Without ``tree_size`` the proof is against the latest checkpoint,
+        whose signed note is included so the proof verifies offline.
+
+        Raises:
+            InputError: ``seq`` or ``tree_size`` is out of range, or no
+                checkpoint covers the entry yet.
+        """
+        note = None
+        if tree_size is None:
+            checkpoint = self.latest_checkpoint()
+            if checkpoint is None or checkpoint.tree_size <= seq:
+                checkpoint = self.make_checkpoint()
+            tree_size, note = checkpoint.tree_size, checkpoint.note
+        else:
+            note = self._checkpoint_note_for(tree_size)
+        with self.engine.connect() as connection:
+            current = self._size_on(connection)
+            _check_size(tree_size, current, "tree_size")
+            if not 0 <= seq < tree_size:
+                raise InputError(
+                    f"seq {seq} is outside a tree of size {tree_size}; "
+                    f"give a seq below {tree_size}",
+                    reason="index-out-of-range",
+                )
+            reader = _ConnectionNodeReader(connection)
+            path = merkle.inclusion_proof(reader, seq, tree_size)
+            leaf = reader.read_nodes([(0, seq)])[0]
+        return {
+            "type": "inclusion",
+            "index": seq,
+            "tree_size": tree_size,
+            "leaf_hash": leaf.hex(),
+            "hashes": [node.hex() for node in path],
+            "checkpoint": note,
+        }
+
+    def consistency_proof(
+        self, old_size: int, new_size: int | None = None
+    ) -> dict[str, Any]:
+        """Build an RFC 9162 consistency proof between two tree sizes.
+
+        Without ``new_size`` the proof runs to the latest checkpoint.
+
+        Raises:
+            InputError: a size is out of range or ``old_size`` is 0 or
+                larger than ``new_size``.
+        """
+        note = None
+        if new_size is None:
+            checkpoint = self.latest_checkpoint()
+            if checkpoint is None or checkpoint.tree_size < old_size:
+                checkpoint = self.make_checkpoint()
+            new_size, note = checkpoint.tree_size, checkpoint.note
+        else:
+            note = self._checkpoint_note_for(new_size)
+        if not 0 < old_size <= new_size:
+            raise InputError(
+                f"old size {old_size} must be at least 1 and at most the new "
+                f"size {new_size}",
+                reason="bad-tree-size",
+            )
+        with self.engine.connect() as connection:
+            current = self._size_on(connection)
+            _check_size(new_size, current, "new size")
+            reader = _ConnectionNodeReader(connection)
+            path = merkle.consistency_proof(reader, old_size, new_size)
+            old_root = merkle.root(reader, old_size)
+            new_root = merkle.root(reader, new_size)
+        return {
+            "type": "consistency",
+            "old_size": old_size,
+            "new_size": new_size,
+            "old_root": old_root.hex(),
+            "new_root": new_root.hex(),
+            "hashes": [node.hex() for node in path],
+            "checkpoint": note,
+        }
+
+    def _size_on(self, connection: Connection) -> int:
+        return int(
+            connection.execute(select(ChainHead.size).where(ChainHead.id == 1)).scalar_one()
+        )
+
+    # -- checkpoints -------------------------------------------------------
+
+    def latest_checkpoint(self) -> CheckpointRow | None:
+        """Return the stored checkpoint of the largest tree, if any."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(CheckpointRow)
+                .order_by(CheckpointRow.tree_size.desc(), CheckpointRow.id.desc())
+                .limit(1)
+            ).one_or_none()
+        return None if row is None else CheckpointRow.model_validate(row._mapping)
+
+    def _checkpoint_note_for(self, tree_size: int) -> str:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(CheckpointRow.note)
+                .where(CheckpointRow.tree_size == tree_size)
+                .order_by(CheckpointRow.id.desc())
+                .limit(1)
+            ).one_or_none()
+        if row is not None:
+            return str(row[0])
+        if tree_size == self.size:
+            return self.make_checkpoint().note
+        raise InputError(
+            f"no checkpoint of tree size {tree_size} is stored, so the proof "
+            "could not be checked offline; omit the size to use the latest "
+            "checkpoint, or pick a size from `govledger checkpoint --list`",
+            reason="no-checkpoint",
+        )
+
+    def make_checkpoint(self) -> CheckpointRow:
+        """Sign and store a checkpoint of the current tree; return it.
+
+        A checkpoint of the same size as the latest one is not repeated.
+
+        Raises:
+            KeyFileError: the log key cannot be loaded.
+        """
+        from .checkpoints import sign_checkpoint
+
+        signer = self.signer()
+        with self.engine.connect() as connection:
+            size = self._size_on(connection)
+            root = merkle.root(_ConnectionNodeReader(connection), size)
+        latest = self.latest_checkpoint()
+        if latest is not None and latest.tree_size == size:
+            return latest
+        note = sign_checkpoint(self.origin, size, root, signer)
+        row = {
+            "tree_size": size,
+            "root_hash": root.hex(),
+            "key_id": f"{signer.key_id:08x}",
+            "note": note,
+            "created_at": format_timestamp(self._clock()),
+        }
+        with self.engine.begin() as connection:
+            connection.execute(insert(CheckpointRow).values(**row))
+        logger.debug("signed checkpoint of tree size %d", size)
+        return self.latest_checkpoint()  # type: ignore[return-value]
+
+    def _maybe_checkpoint(self) -> None:
+        every = self.config.checkpoint_every
+        interval = self.config.checkpoint_interval_s
+        if not every and not interval:
+            return
+        latest = self.latest_checkpoint()
+        size = self.size
+        if latest is None:
+            due = size > 0
+        else:
+            due = bool(every) and size - latest.tree_size >= every
+            if not due and interval and size > latest.tree_size:
+                made = datetime.strptime(latest.created_at, "%Y-%m-%dT%H:%M:%S.%fZ")
+                age = self._clock() - made.replace(tzinfo=UTC)
+                due = age.total_seconds() >= interval
+        if due:
+            try:
+                self.make_checkpoint()
+            except GovLedgerError as error:
+                logger.warning("automatic checkpoint failed: %s", error)
+
+    def checkpoints(self) -> list[CheckpointRow]:
+        """Return every stored checkpoint, smallest tree first."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(CheckpointRow).order_by(CheckpointRow.tree_size, CheckpointRow.id)
+            ).all()
+        return [CheckpointRow.model_validate(row._mapping) for row in rows]
+
+    # -- verification ------------------------------------------------------
+
+    def verify(
+        self,
+        *,
+        trusted_checkpoint: str | None = None,
+        trusted_keys: Sequence[str] = (),
+        progress: Callable[[int], None] | None = None,
+    ) -> Any:
+        """Verify the whole ledger; return a ``VerifyResult``.
+
+        See ``ledger.verify.verify_ledger``.
+        """
+        from .verify import verify_ledger
+
+        return verify_ledger(
+            self,
+            trusted_checkpoint=trusted_checkpoint,
+            trusted_keys=trusted_keys,
+            progress=progress,
+        )
+
+
+_DERIVED_NAMES = (
+    "kind",
+    "actor",
+    "subject",
+    "recorded_at",
+    "occurred_at",
+    "model_name",
+    "model_version",
+    "confidence",
+    "target_seq",
+    "target_hash",
+    "item_dataset",
+    "item_id",
+    "source_system",
+    "source_ref",
+)
+
+
+class _Transaction:
+    """A connection with an open transaction, committed on clean exit."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def __enter__(self) -> Connection:
+        self._transaction = self._connection.begin()
+        return self._connection
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            if exc_type is None:
+                self._transaction.commit()
+            else:
+                self._transaction.rollback()
+        finally:
+            self._connection.close()
+
+
+def _check_size(size: int, current: int, name: str) -> None:
+    if not 0 <= size <= current:
+        raise InputError(
+            f"{name} {size} is outside the ledger, which has {current} entries",
+            reason="bad-tree-size",
+        )
+
+
+def _check_origin(origin: str) -> None:
+    if not origin or origin != origin.strip() or any(
+        char.isspace() or not char.isprintable() or char == "+" for char in origin
+    ):
+        raise InputError(
+            f"origin {origin!r} is not a valid log name; use a name such as "
+            "example.org/govledger (no spaces or '+')",
+            reason="bad-origin",
+        )
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before it reaches a message."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown as given
+        return url
+

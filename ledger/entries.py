@@ -1,0 +1,202 @@
+"""Entries (format version 1): canonical bytes, entry hash, derived columns.
+
+An entry is the RFC 8785 object::
+
+    {"kind", "prev", "record", "recorded_at", "seq", "v"}
+
+and ``entry_hash = SHA-256(0x00 || JCS(entry))``, which is at once the chain
+link and the RFC 9162 leaf hash of the entry at index ``seq``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .canonical import parse_json
+from .records import parse_occurred_at
+
+__all__ = [
+    "FORMAT_VERSION",
+    "GENESIS_PREV",
+    "Entry",
+    "derived_columns",
+    "entry_bytes",
+    "entry_hash",
+    "format_timestamp",
+    "parse_entry",
+]
+
+FORMAT_VERSION = 1
+GENESIS_PREV = "0" * 64
+DERIVED_COLUMNS = (
+    "kind",
+    "actor",
+    "subject",
+    "recorded_at",
+    "occurred_at",
+    "model_name",
+    "model_version",
+    "confidence",
+    "target_seq",
+    "target_hash",
+    "item_dataset",
+    "item_id",
+    "source_system",
+    "source_ref",
+)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """Format a time as RFC 3339 in UTC with microseconds and ``Z``."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_bytes(
+    *, seq: int, prev: str, kind: str, recorded_at: str, record_bytes: bytes
+) -> bytes:
+    """Assemble the JCS bytes of an entry from its record's JCS bytes.
+
+    The members are written in RFC 8785 order (kind, prev, record,
+    recorded_at, seq, v); ``kind``, ``prev`` and ``recorded_at`` are ASCII
+    strings that need no escaping, which the callers guarantee.
+    """
+    return b"".join(
+        (
+            b'{"kind":"',
+            kind.encode("ascii"),
+            b'","prev":"',
+            prev.encode("ascii"),
+            b'","record":',
+            record_bytes,
+            b',"recorded_at":"',
+            recorded_at.encode("ascii"),
+            b'","seq":',
+            str(seq).encode("ascii"),
+            b',"v":1}',
+        )
+    )
+
+
+def entry_hash(body: bytes) -> bytes:
+    """Return SHA-256(0x00 || body): the entry hash and RFC 9162 leaf hash."""
+    return hashlib.sha256(b"\x00" + body).digest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A stored entry, parsed from its canonical bytes."""
+
+    seq: int
+    prev: str
+    kind: str
+    recorded_at: str
+    record: dict[str, Any]
+    body: bytes
+    entry_hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the entry object with its hash, for display."""
+        return {
+            "v": FORMAT_VERSION,
+            "seq": self.seq,
+            "prev": self.prev,
+            "kind": self.kind,
+            "recorded_at": self.recorded_at,
+            "record": self.record,
+            "entry_hash": self.entry_hash,
+        }
+
+
+def parse_entry(body: bytes, stored_hash: str | None = None) -> Entry:
+    """Parse an entry's canonical bytes.
+
+    Raises:
+        CanonicalJSONError: the bytes are not strict JSON.
+        ValueError: the object is not a format-1 entry.
+    """
+    data = parse_json(body)
+    if not isinstance(data, dict) or set(data) != {
+        "kind",
+        "prev",
+        "record",
+        "recorded_at",
+        "seq",
+        "v",
+    }:
+        raise ValueError("entry members are not kind, prev, record, recorded_at, seq, v")
+    if data["v"] != FORMAT_VERSION:
+        raise ValueError(f"entry format version {data['v']!r} is not 1")
+    if not isinstance(data["seq"], int) or isinstance(data["seq"], bool):
+        raise ValueError("entry seq is not an integer")
+    if not isinstance(data["record"], dict):
+        raise ValueError("entry record is not an object")
+    for name in ("kind", "prev", "recorded_at"):
+        if not isinstance(data[name], str):
+            raise ValueError(f"entry {name} is not a string")
+    return Entry(
+        seq=data["seq"],
+        prev=data["prev"],
+        kind=data["kind"],
+        recorded_at=data["recorded_at"],
+        record=data["record"],
+        body=body,
+        entry_hash=stored_hash or entry_hash(body).hex(),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def derived_columns(kind: str, recorded_at: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Compute the query columns of an entry from its record.
+
+    The function is the single definition used both when appending and when
+    ``verify`` re-derives the columns, so the two cannot drift apart.
+    """
+    item = record.get("item") if isinstance(record.get("item"), dict) else {}
+    model = record.get("model") if isinstance(record.get("model"), dict) else {}
+    target = record.get("target") if isinstance(record.get("target"), dict) else {}
+    source = record.get("source") if isinstance(record.get("source"), dict) else {}
+    occurred_at = None
+    if isinstance(record.get("occurred_at"), str):
+        try:
+            occurred_at = format_timestamp(parse_occurred_at(record["occurred_at"]))
+        except ValueError:
+            occurred_at = None
+    confidence = record.get("confidence")
+    target_seq = target.get("seq")
+    return {
+        "kind": kind,
+        "actor": _text(record.get("actor")),
+        "subject": _text(record.get("subject")),
+        "recorded_at": recorded_at,
+        "occurred_at": occurred_at,
+        "model_name": _text(model.get("name")),
+        "model_version": _text(model.get("version")),
+        "confidence": (
+            float(confidence)
+            if isinstance(confidence, (int, float)) and not isinstance(confidence, bool)
+            else None
+        ),
+        "target_seq": (
+            target_seq
+            if isinstance(target_seq, int) and not isinstance(target_seq, bool)
+            else None
+        ),
+        "target_hash": _text(target.get("entry_hash")),
+        "item_dataset": _text(item.get("dataset")),
+        "item_id": _text(item.get("id")),
+        "source_system": _text(source.get("system")),
+        "source_ref": _text(source.get("ref")),
+    }
+
+
+def dumps_record(record: dict[str, Any]) -> str:
+    """Return a record as compact JSON text for display."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))

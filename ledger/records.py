@@ -1,0 +1,287 @@
+"""Input records: the schema that systems submit, validated with pydantic v2.
+
+A record is one annotation, review or model decision. The ledger adds ``v``,
+``seq``, ``prev`` and ``recorded_at``, moves ``kind`` up into the entry, and
+replaces each ``personal`` value with a salted commitment. Unknown fields are
+rejected, never dropped, so nothing a system sends is lost silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .canonical import canonical_bytes
+from .errors import CanonicalJSONError, RecordError
+
+__all__ = [
+    "INPUT_KINDS",
+    "LEDGER_KINDS",
+    "CheckedRecord",
+    "ValidRecord",
+    "canonical_record_bytes",
+    "parse_occurred_at",
+    "validate_record",
+]
+
+INPUT_KINDS = ("annotation", "review", "decision")
+# Kinds that only the ledger itself writes.
+LEDGER_KINDS = ("erasure", "report_issued", "policy_config", "key_rotated")
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?"
+    r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})?$"
+)
+
+Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+Actor = Annotated[
+    str,
+    StringConstraints(pattern=r"^(user|svc):\S.*$", max_length=256),
+]
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def parse_occurred_at(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp that carries a time zone; return it in UTC.
+
+    Raises:
+        ValueError: the text is not RFC 3339 or has no time zone.
+    """
+    match = _RFC3339.match(value)
+    if match is None:
+        raise ValueError(
+            "must be an RFC 3339 timestamp such as 2026-01-01T10:00:00Z"
+        )
+    if match.group("zone") is None:
+        raise ValueError(
+            "a time zone is required: add Z or an offset such as +01:00"
+        )
+    text = value.replace("z", "Z").replace("Z", "+00:00")
+    fraction = match.group(1)
+    if fraction and len(fraction) > 7:
+        # datetime keeps microseconds: cut nanosecond digits before parsing.
+        text = text.replace(fraction, fraction[:7], 1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid date and time") from None
+    return parsed.astimezone(UTC)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        frozen=True,
+    )
+
+
+class Source(_Strict):
+    """Where a record came from: the system and its own id for the record."""
+
+    system: Text
+    ref: Text | None = None
+
+
+class Item(_Strict):
+    """The data item that was annotated or decided on."""
+
+    dataset: Text
+    id: Text
+    sha256: Hex64 | None = None
+
+
+class Model(_Strict):
+    """The model that made a decision."""
+
+    name: Text
+    version: Text
+
+
+class Target(_Strict):
+    """The entry a review is about: by seq or by entry hash, exactly one."""
+
+    seq: Annotated[int, Field(ge=0)] | None = None
+    entry_hash: Hex64 | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Target:
+        if (self.seq is None) == (self.entry_hash is None):
+            raise ValueError("give exactly one of seq and entry_hash")
+        return self
+
+
+class _RecordBase(_Strict):
+    actor: Actor
+    occurred_at: str
+    subject: Text | None = None
+    source: Source | None = None
+    personal: dict[str, Any] | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _has_time_zone(cls, value: str) -> str:
+        parse_occurred_at(value)
+        return value
+
+    @field_validator("personal")
+    @classmethod
+    def _personal_names(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            for name in value:
+                if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+                    raise ValueError(
+                        f"field name {name!r} must be 1-64 letters, digits, "
+                        "'_', '.' or '-'"
+                    )
+        return value
+
+
+class AnnotationRecord(_RecordBase):
+    """A person's or a service's label on a data item."""
+
+    kind: Literal["annotation"]
+    item: Item
+    label: Any = Field(...)
+    guideline: Text | None = None
+    lead_time_s: Annotated[float, Field(ge=0.0)] | None = None
+
+
+class ReviewRecord(_RecordBase):
+    """A human review of an earlier entry."""
+
+    kind: Literal["review"]
+    target: Target
+    verdict: Literal["accept", "reject", "correct", "escalate"]
+    correction: Any = None
+    reason: Annotated[str, StringConstraints(max_length=8192)] | None = None
+
+
+class DecisionRecord(_RecordBase):
+    """A model's decision on a data item."""
+
+    kind: Literal["decision"]
+    item: Item
+    model: Model
+    output: Any = Field(...)
+    confidence: Unit
+    threshold: Unit | None = None
+    explanation: Any = None
+    input_sha256: Hex64 | None = None
+
+
+ValidRecord = Union[AnnotationRecord, ReviewRecord, DecisionRecord]
+_ADAPTER: TypeAdapter[ValidRecord] = TypeAdapter(
+    Annotated[ValidRecord, Field(discriminator="kind")]
+)
+
+
+def _describe(error: dict[str, Any]) -> dict[str, str]:
+    location = [part for part in error["loc"] if part not in INPUT_KINDS]
+    field = ""
+    for part in location:
+        if isinstance(part, int):
+            field += f"[{part}]"
+        else:
+            field = f"{field}.{part}" if field else str(part)
+    kind = error["type"]
+    message = error["msg"]
+    if kind == "extra_forbidden":
+        message = "unknown field; remove it or check its spelling"
+    elif kind == "missing":
+        message = "required field is missing"
+    elif kind == "union_tag_invalid" or (kind == "union_tag_not_found"):
+        field = "kind"
+        message = (
+            "must be one of annotation, review, decision "
+            f"(got {error.get('input', {}).get('kind')!r})"
+            if isinstance(error.get("input"), dict)
+            else "must be one of annotation, review, decision"
+        )
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return {"field": field or "(record)", "problem": message}
+
+
+def _record_error(problems: list[dict[str, str]], index: int | None) -> RecordError:
+    where = "record" if index is None else f"record {index}"
+    first = problems[0]
+    text = f"{where}: {first['field']}: {first['problem']}"
+    if len(problems) > 1:
+        text += f" (and {len(problems) - 1} more problem(s))"
+    return RecordError(text, errors=problems, index=index)
+
+
+@dataclass(frozen=True)
+class CheckedRecord:
+    """A validated input record, split the way the ledger stores it.
+
+    ``body`` is the record without ``kind`` and without ``personal``;
+    ``personal`` holds the erasable values, which never enter an entry.
+    """
+
+    kind: str
+    body: dict[str, Any]
+    personal: dict[str, Any]
+    occurred_at: datetime
+    model: ValidRecord | None
+
+
+def validate_record(data: Any, *, index: int | None = None) -> CheckedRecord:
+    """Validate one input record against the schema of its kind.
+
+    Raises:
+        RecordError: the record is invalid; ``index`` is echoed so that a
+            batch error names the bad record, and each problem names its
+            field.
+    """
+    if not isinstance(data, dict):
+        raise _record_error(
+            [{"field": "(record)", "problem": "must be a JSON object"}], index
+        )
+    try:
+        record = _ADAPTER.validate_python(data)
+    except ValidationError as error:
+        problems = [_describe(item) for item in error.errors()]
+        raise _record_error(problems, index) from None
+    body = {
+        name: value for name, value in data.items() if name not in ("kind", "personal")
+    }
+    personal = dict(data.get("personal") or {})
+    return CheckedRecord(
+        kind=record.kind,
+        body=body,
+        personal=personal,
+        occurred_at=parse_occurred_at(record.occurred_at),
+        model=record,
+    )
+
+
+def canonical_record_bytes(value: Any, *, index: int | None, path: str = "") -> bytes:
+    """Return the JCS bytes of a record part, as a RecordError on failure.
+
+    Raises:
+        RecordError: a value has no canonical form; the problem names its
+            JSON path relative to the record (e.g. ``output.count``).
+    """
+    try:
+        return canonical_bytes(value, path=path)
+    except CanonicalJSONError as error:
+        raise _record_error(
+            [{"field": error.path or "(record)", "problem": error.detail}], index
+        ) from None

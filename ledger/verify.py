@@ -1,0 +1,540 @@
+"""Full verification of a ledger, streamed in seq order.
+
+For each entry, in order:
+
+1. the row's seq is the next one (a gap means an entry was deleted);
+2. the body parses as a format-1 entry whose ``seq`` equals the row's (a
+   smaller seq means an entry was inserted before it, a different one that
+   entries were reordered or swapped);
+3. SHA-256(0x00 || body) equals the stored hash (else the body or the stored
+   hash changed; the next entry's ``prev`` tells which);
+4. ``prev`` equals the previous entry's hash;
+5. the derived columns equal those computed from the body.
+
+Meanwhile the Merkle tree is rebuilt from the leaves: every stored node is
+compared with the rebuilt one, every stored checkpoint's root with the root
+at its size, and its signature is checked. At the end the chain head must
+match, and a trusted checkpoint, if given, must be a prefix of this ledger.
+Memory stays flat: rows are read in chunks and only the tree's peaks, the
+checkpoints and one chunk are held.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from . import merkle
+from .entries import GENESIS_PREV, derived_columns, entry_hash, parse_entry
+from .errors import GovLedgerError
+from .store import MerkleNode
+
+if TYPE_CHECKING:
+    from .core import Ledger
+
+__all__ = ["Fault", "VerifyResult", "verify_ledger"]
+
+_DERIVED_NAMES = (
+    "kind",
+    "actor",
+    "subject",
+    "recorded_at",
+    "occurred_at",
+    "model_name",
+    "model_version",
+    "confidence",
+    "target_seq",
+    "target_hash",
+    "item_dataset",
+    "item_id",
+    "source_system",
+    "source_ref",
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """The first fault found: its kind (a reason code), seq and message."""
+
+    kind: str
+    message: str
+    seq: int | None = None
+    expected: str | None = None
+    actual: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            key: value
+            for key, value in {
+                "kind": self.kind,
+                "seq": self.seq,
+                "message": self.message,
+                "expected": self.expected,
+                "actual": self.actual,
+            }.items()
+            if value is not None
+        }
+
+
+@dataclass
+class VerifyResult:
+    """The outcome of ``verify``: named checks, the figures, the first fault."""
+
+    entries_checked: int = 0
+    size: int = 0
+    root: str | None = None
+    head_hash: str | None = None
+    checkpoints_checked: int = 0
+    trusted_checkpoint_size: int | None = None
+    chain_intact: bool = False
+    merkle_intact: bool = False
+    checkpoints_valid: bool = False
+    trusted_checkpoint_consistent: bool | None = None
+    fault: Fault | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return self.fault is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries_checked": self.entries_checked,
+            "size": self.size,
+            "root": self.root,
+            "head_hash": self.head_hash,
+            "checkpoints_checked": self.checkpoints_checked,
+            "chain_intact": self.chain_intact,
+            "merkle_intact": self.merkle_intact,
+            "checkpoints_valid": self.checkpoints_valid,
+            "trusted_checkpoint_consistent": self.trusted_checkpoint_consistent,
+            "trusted_checkpoint_size": self.trusted_checkpoint_size,
+            "fault": None if self.fault is None else self.fault.to_dict(),
+            "warnings": self.warnings,
+        }
+
+
+class _Stop(Exception):
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(fault.message)
+        self.fault = fault
+
+
+def _columns_of(entry_kind: str, recorded_at: str, record: dict[str, Any]) -> tuple[Any, ...]:
+    derived = derived_columns(entry_kind, recorded_at, record)
+    return tuple(derived[name] for name in _DERIVED_NAMES)
+
+
+def _parse_for_check(seq: int, body: bytes) -> Any:
+    try:
+        return parse_entry(body)
+    except (GovLedgerError, ValueError) as error:
+        raise _Stop(
+            Fault(
+                "body-changed",
+                f"entry {seq}: body is not a valid entry ({error}); "
+                "the stored bytes were altered",
+                seq=seq,
+            )
+        ) from None
+
+
+class _ChainChecker:
+    """Check entries one at a time; remember only the last one."""
+
+    def __init__(self) -> None:
+        self.expected_seq = 0
+        self.prev_hash = GENESIS_PREV
+        self.pending: tuple[int, str, str] | None = None  # seq, stored, computed
+
+    def check(self, seq: int, stored: str, body: bytes, columns: tuple[Any, ...]) -> bytes:
+        if seq != self.expected_seq:
+            raise _Stop(
+                Fault(
+                    "entry-deleted",
+                    f"entry {self.expected_seq} is missing: the next stored "
+                    f"entry is {seq}",
+                    seq=self.expected_seq,
+                )
+            )
+        entry = _parse_for_check(seq, body)
+        if entry.seq != seq:
+            if entry.seq == seq - 1:
+                kind, what = "entry-inserted", "an entry was inserted before it"
+            else:
+                kind, what = "entries-reordered", "entries were reordered or swapped"
+            raise _Stop(
+                Fault(
+                    kind,
+                    f"entry {seq}: the row holds the body of entry {entry.seq}; "
+                    f"{what}",
+                    seq=seq,
+                    expected=str(seq),
+                    actual=str(entry.seq),
+                )
+            )
+        computed = entry_hash(body).hex()
+        if computed != stored:
+            # Decided when the next entry (or the head) shows which is original.
+            self.pending = (seq, stored, computed)
+        if entry.prev != self.prev_hash:
+            self._fault_on_prev(seq, entry.prev)
+        self._resolve_pending_with(entry.prev, seq)
+        if columns != _columns_of(entry.kind, entry.recorded_at, entry.record):
+            expected = _columns_of(entry.kind, entry.recorded_at, entry.record)
+            for name, have, want in zip(_DERIVED_NAMES, columns, expected):
+                if have != want:
+                    raise _Stop(
+                        Fault(
+                            "derived-column-changed",
+                            f"entry {seq}: column {name} is {have!r} but the "
+                            f"entry body says {want!r}",
+                            seq=seq,
+                            expected=json.dumps(want),
+                            actual=json.dumps(have),
+                        )
+                    )
+        self.prev_hash = computed
+        self.expected_seq = seq + 1
+        return bytes.fromhex(computed)
+
+    def _fault_on_prev(self, seq: int, prev: str) -> None:
+        if self.pending is not None and self.pending[0] == seq - 1:
+            pending_seq, stored, computed = self.pending
+            if prev == stored:
+                raise _Stop(
+                    Fault(
+                        "body-changed",
+                        f"entry {pending_seq}: body changed; it hashes to "
+                        f"{computed}, but the stored hash and the next entry's "
+                        f"prev are {stored}",
+                        seq=pending_seq,
+                        expected=stored,
+                        actual=computed,
+                    )
+                )
+        raise _Stop(
+            Fault(
+                "prev-mismatch",
+                f"entry {seq}: prev is {prev}, but entry {seq - 1} hashes to "
+                f"{self.prev_hash}; entry {seq - 1} or entry {seq} was rewritten",
+                seq=seq,
+                expected=self.prev_hash,
+                actual=prev,
+            )
+        )
+
+    def _resolve_pending_with(self, prev: str, seq: int) -> None:
+        if self.pending is None or self.pending[0] != seq - 1:
+            return
+        pending_seq, stored, computed = self.pending
+        # prev matched the recomputed hash of the previous body, so the
+        # body is original and its stored hash column was changed.
+        raise _Stop(
+            Fault(
+                "hash-changed",
+                f"entry {pending_seq}: stored hash {stored} does not match the "
+                f"body, which hashes to {computed} as the next entry's prev "
+                "confirms",
+                seq=pending_seq,
+                expected=computed,
+                actual=stored,
+            )
+        )
+
+    def finish(self, head_hash: str) -> None:
+        if self.pending is None:
+            return
+        pending_seq, stored, computed = self.pending
+        if head_hash == stored:
+            kind, expected, actual = "body-changed", stored, computed
+            what = "body changed; the chain head still records the old hash"
+        else:
+            kind, expected, actual = "hash-changed", computed, stored
+            what = "stored hash does not match the body"
+        raise _Stop(
+            Fault(
+                kind,
+                f"entry {pending_seq}: {what} (expected {expected}, got {actual})",
+                seq=pending_seq,
+                expected=expected,
+                actual=actual,
+            )
+        )
+
+
+class _TreeChecker:
+    """Rebuild the Merkle tree from the leaves and compare stored nodes."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.peaks: list[tuple[int, int, bytes]] = []
+        self.size = 0
+
+    def add(self, leaves: list[bytes]) -> None:
+        if not leaves:
+            return
+        new_nodes, self.peaks = merkle.extend(self.peaks, self.size, leaves)
+        self.size += len(leaves)
+        self._compare_stored(new_nodes)
+
+    def root(self) -> bytes:
+        return merkle.fold_right([node for _, _, node in self.peaks])
+
+    def _compare_stored(self, nodes: list[tuple[int, int, bytes]]) -> None:
+        by_level: dict[int, dict[int, bytes]] = {}
+        for level, idx, node in nodes:
+            by_level.setdefault(level, {})[idx] = node
+        with self.ledger.engine.connect() as connection:
+            for level, wanted in by_level.items():
+                low, high = min(wanted), max(wanted)
+                stored = dict(
+                    connection.execute(
+                        select(MerkleNode.idx, MerkleNode.hash).where(
+                            MerkleNode.level == level,
+                            MerkleNode.idx >= low,
+                            MerkleNode.idx <= high,
+                        )
+                    ).all()
+                )
+                for idx, node in wanted.items():
+                    have = stored.get(idx)
+                    if have is None or bytes(have) != node:
+                        first = idx << level
+                        raise _Stop(
+                            Fault(
+                                "merkle-node-changed",
+                                f"stored Merkle node (level {level}, index {idx}) "
+                                f"over entries {first} to "
+                                f"{first + (1 << level) - 1} "
+                                + ("is missing" if have is None else "was altered"),
+                                seq=first,
+                                expected=node.hex(),
+                                actual=None if have is None else bytes(have).hex(),
+                            )
+                        )
+
+
+def _check_stored_checkpoint(
+    checkpoint: Any, root: bytes, verifiers: Sequence[Any], origin: str
+) -> None:
+    from .checkpoints import open_checkpoint
+
+    try:
+        signed = open_checkpoint(checkpoint.note, verifiers, origin=origin)
+    except GovLedgerError as error:
+        raise _Stop(
+            Fault(
+                "checkpoint-signature-invalid",
+                f"stored checkpoint of tree size {checkpoint.tree_size}: "
+                f"{error}",
+                seq=checkpoint.tree_size,
+            )
+        ) from None
+    if signed.checkpoint.size != checkpoint.tree_size:
+        raise _Stop(
+            Fault(
+                "checkpoint-root-mismatch",
+                f"stored checkpoint row says tree size {checkpoint.tree_size}, "
+                f"its signed note says {signed.checkpoint.size}",
+                seq=checkpoint.tree_size,
+            )
+        )
+    if signed.checkpoint.root != root:
+        raise _Stop(
+            Fault(
+                "checkpoint-root-mismatch",
+                f"signed checkpoint of tree size {checkpoint.tree_size} has root "
+                f"{signed.checkpoint.root.hex()}, but the entries give "
+                f"{root.hex()}; the ledger was rewritten after it was signed",
+                seq=checkpoint.tree_size,
+                expected=signed.checkpoint.root.hex(),
+                actual=root.hex(),
+            )
+        )
+
+
+def _open_trusted(
+    note: str, verifiers: Sequence[Any], origin: str
+) -> Any:
+    from .checkpoints import open_checkpoint
+
+    try:
+        return open_checkpoint(note, verifiers, origin=origin)
+    except GovLedgerError as error:
+        raise _Stop(
+            Fault(
+                "trusted-checkpoint-invalid",
+                f"trusted checkpoint does not verify: {error}",
+            )
+        ) from None
+
+
+def verify_ledger(
+    ledger: Ledger,
+    *,
+    trusted_checkpoint: str | None = None,
+    trusted_keys: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> VerifyResult:
+    """Verify every entry, link, node and checkpoint; return the result.
+
+    ``trusted_checkpoint`` is the text of a signed checkpoint kept outside
+    the ledger; it is verified with ``trusted_keys`` (verifier keys in note
+    form) if given, else with the log keys stored in the ledger, and the
+    ledger must extend the tree it commits to (no truncation, rollback or
+    rewrite). ``progress`` is called with the number of entries checked.
+    """
+    from .note import parse_verifier_key
+
+    result = VerifyResult()
+    head = ledger.head()
+    result.size = head.size
+    stored_verifiers = ledger.verifiers()
+    trusted = None
+    try:
+        if trusted_checkpoint is not None:
+            keys = [parse_verifier_key(key) for key in trusted_keys] or stored_verifiers
+            trusted = _open_trusted(trusted_checkpoint, keys, ledger.origin)
+            result.trusted_checkpoint_size = trusted.checkpoint.size
+            if trusted.checkpoint.size > head.size:
+                raise _Stop(
+                    Fault(
+                        "rollback",
+                        f"the ledger has {head.size} entries but the trusted "
+                        f"checkpoint commits to {trusted.checkpoint.size}: the "
+                        "ledger was truncated or rolled back to an older state",
+                        seq=head.size,
+                        expected=str(trusted.checkpoint.size),
+                        actual=str(head.size),
+                    )
+                )
+        checkpoints = ledger.checkpoints()
+        pending_checkpoints = [c for c in checkpoints if c.tree_size <= head.size]
+        for late in (c for c in checkpoints if c.tree_size > head.size):
+            raise _Stop(
+                Fault(
+                    "rollback",
+                    f"a stored checkpoint commits to {late.tree_size} entries "
+                    f"but the ledger has {head.size}: entries were removed",
+                    seq=head.size,
+                    expected=str(late.tree_size),
+                    actual=str(head.size),
+                )
+            )
+        chain = _ChainChecker()
+        tree = _TreeChecker(ledger)
+        position = 0
+
+        def settle_checkpoints() -> None:
+            nonlocal position
+            while (
+                position < len(pending_checkpoints)
+                and pending_checkpoints[position].tree_size == tree.size
+            ):
+                _check_stored_checkpoint(
+                    pending_checkpoints[position],
+                    tree.root() if tree.size else merkle.EMPTY_ROOT,
+                    stored_verifiers,
+                    ledger.origin,
+                )
+                position += 1
+                result.checkpoints_checked += 1
+            if trusted is not None and trusted.checkpoint.size == tree.size:
+                _check_trusted_root(trusted, tree)
+                result.trusted_checkpoint_consistent = True
+
+        settle_checkpoints()
+        leaves: list[bytes] = []
+        for seq, stored, body, columns in ledger.iter_raw():
+            leaves.append(chain.check(seq, stored, body, columns))
+            # Feed the tree leaf by leaf up to the next checkpoint boundary.
+            if _boundary(pending_checkpoints, position, trusted, tree.size + len(leaves)):
+                tree.add(leaves)
+                leaves = []
+                settle_checkpoints()
+            elif len(leaves) >= 5000:
+                tree.add(leaves)
+                leaves = []
+                if progress:
+                    progress(chain.expected_seq)
+        tree.add(leaves)
+        settle_checkpoints()
+        if progress:
+            progress(chain.expected_seq)
+        chain.finish(head.head_hash)
+        result.entries_checked = chain.expected_seq
+        if chain.expected_seq != head.size:
+            if chain.expected_seq < head.size:
+                raise _Stop(
+                    Fault(
+                        "entry-deleted",
+                        f"the chain head records {head.size} entries but only "
+                        f"{chain.expected_seq} are stored: entries from "
+                        f"{chain.expected_seq} on were deleted",
+                        seq=chain.expected_seq,
+                    )
+                )
+            raise _Stop(
+                Fault(
+                    "entry-inserted",
+                    f"{chain.expected_seq - head.size} entries after the chain "
+                    f"head (size {head.size}) were inserted",
+                    seq=head.size,
+                )
+            )
+        if chain.prev_hash != head.head_hash:
+            raise _Stop(
+                Fault(
+                    "head-mismatch",
+                    f"the chain head records hash {head.head_hash} but entry "
+                    f"{head.size - 1} hashes to {chain.prev_hash}",
+                    seq=head.size - 1,
+                    expected=head.head_hash,
+                    actual=chain.prev_hash,
+                )
+            )
+        result.chain_intact = True
+        result.merkle_intact = True
+        result.checkpoints_valid = True
+        result.head_hash = head.head_hash
+        result.root = (tree.root() if tree.size else merkle.EMPTY_ROOT).hex()
+        if not checkpoints:
+            result.warnings.append(
+                "no signed checkpoint is stored; run `govledger checkpoint`"
+            )
+    except _Stop as stop:
+        result.fault = stop.fault
+        result.entries_checked = max(result.entries_checked, 0)
+    return result
+
+
+def _boundary(
+    checkpoints: Sequence[Any], position: int, trusted: Any, size: int
+) -> bool:
+    if position < len(checkpoints) and checkpoints[position].tree_size == size:
+        return True
+    return trusted is not None and trusted.checkpoint.size == size
+
+
+def _check_trusted_root(trusted: Any, tree: _TreeChecker) -> None:
+    root = tree.root() if tree.size else merkle.EMPTY_ROOT
+    if trusted.checkpoint.root != root:
+        raise _Stop(
+            Fault(
+                "rewritten",
+                f"the first {tree.size} entries give root {root.hex()}, but the "
+                f"trusted checkpoint of that size has root "
+                f"{trusted.checkpoint.root.hex()}: the ledger was rewritten "
+                "since the checkpoint was signed",
+                seq=tree.size,
+                expected=trusted.checkpoint.root.hex(),
+                actual=root.hex(),
+            )
+        )
