@@ -188,43 +188,166 @@ def append(ctx: Context, source: str) -> None:
 @click.option(
     "--format",
     "source_format",
-    type=click.Choice(["records", "prodigy"]),
+    type=click.Choice(["records", "prodigy", "label-studio", "decisions-csv"]),
     required=True,
-    help="records: JSON Lines of input records; prodigy: a Prodigy JSONL export.",
+    help="records: JSON Lines of input records; prodigy: a Prodigy JSONL export; "
+    "label-studio: a Label Studio JSON export; decisions-csv: a CSV log of model "
+    "decisions.",
 )
-@click.option("--dataset", default=None, help="Dataset name for items [default: file name].")
+@click.option(
+    "--dataset", default=None, help="Dataset name for items [default: file name]."
+)
+@click.option(
+    "--model-name",
+    default=None,
+    help="label-studio: model name of the predictions [default: label-studio-model].",
+)
+@click.option("--id-col", default=None, help="decisions-csv: column of the item id.")
+@click.option(
+    "--score-col", default=None, help="decisions-csv: column of the score in [0, 1]."
+)
+@click.option(
+    "--prediction-col", default=None, help="decisions-csv: column of the output."
+)
+@click.option(
+    "--time-col", default=None, help="decisions-csv: column of the decision time."
+)
+@click.option(
+    "--truth-col",
+    default=None,
+    help="decisions-csv: column of the ground truth, if any.",
+)
+@click.option(
+    "--truth-time-col",
+    default=None,
+    help="decisions-csv: column of the time the truth became known "
+    "[default: the import time].",
+)
+@click.option(
+    "--model", default=None, help="decisions-csv: the model, as NAME@VERSION."
+)
+@click.option(
+    "--timezone",
+    default=None,
+    help="decisions-csv: IANA time zone of times without an offset [default: UTC].",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="decisions-csv: decision threshold in [0, 1].",
+)
 @pass_context
-def import_(ctx: Context, path: Path, source_format: str, dataset: str | None) -> None:
+def import_(ctx: Context, path: Path, source_format: str, **options: Any) -> None:
     """Import a file in one transaction; records already imported are skipped."""
-    from ledger.importers import read_prodigy, read_records
-
     if not path.exists():
         raise InputError(f"{path} does not exist")
-    if source_format == "prodigy":
-        reader = read_prodigy(path, dataset=dataset)
-    else:
-        reader = read_records(path)
-    records = []
-    with _progress(None, f"reading {path.name}") as update:
-        for record in reader:
-            records.append(record)
-            if len(records) % 500 == 0:
-                update(len(records))
+    _check_import_options(source_format, options)
     with ctx.open() as ledger:
-        receipts = ledger.append_many(records, skip_known_sources=True)
+        reader = _import_reader(ledger, path, source_format, options)
+        records = []
+        with _progress(None, f"reading {path.name}") as update:
+            for record in reader:
+                records.append(record)
+                if len(records) % 500 == 0:
+                    update(len(records))
+        receipts = ledger.append_many(
+            records,
+            skip_known_sources=True,
+            sign_receipts=False,
+            resolve_source_targets=True,
+        )
         size = ledger.size
+    kinds: dict[str, int] = {}
+    for record in records:
+        kind = record.get("kind") if isinstance(record, dict) else None
+        kinds[str(kind)] = kinds.get(str(kind), 0) + 1
     summary = {
         "file": str(path),
         "records": len(records),
+        "kinds": kinds,
         "appended": len(receipts),
         "skipped": len(records) - len(receipts),
         "ledger_size": size,
     }
-    ctx.emit(
-        summary,
-        f"{path.name}: {len(records)} records read, {len(receipts)} appended, "
-        f"{summary['skipped']} already in the ledger; ledger has {size} entries",
+    read = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    text = (
+        f"{path.name}: {len(records)} records read ({read or 'none'}), "
+        f"{len(receipts)} appended, {summary['skipped']} already in the ledger; "
+        f"ledger has {size} entries"
     )
+    if source_format == "decisions-csv":
+        summary["timezone"] = options["timezone"] or "UTC"
+        text += f"\ntimes without an offset were read in {summary['timezone']}"
+    ctx.emit(summary, text)
+
+
+_CSV_REQUIRED = ("id_col", "score_col", "prediction_col", "time_col", "model")
+_CSV_ONLY = (*_CSV_REQUIRED, "truth_col", "truth_time_col", "timezone", "threshold")
+
+
+def _option_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_import_options(source_format: str, options: dict[str, Any]) -> None:
+    """Reject options that the format does not use, and missing required ones."""
+    own = {"label-studio": ("model_name",), "decisions-csv": _CSV_ONLY}
+    allowed = own.get(source_format, ())
+    for name, value in options.items():
+        if value is not None and name != "dataset" and name not in allowed:
+            users = [fmt for fmt, names in own.items() if name in names]
+            raise InputError(
+                f"{_option_flag(name)} applies only to --format {users[0]}; "
+                f"remove it for --format {source_format}",
+                reason="invalid-option",
+            )
+    if source_format == "decisions-csv":
+        missing = [_option_flag(name) for name in _CSV_REQUIRED if not options[name]]
+        if missing:
+            raise InputError(
+                f"--format decisions-csv needs {', '.join(missing)}, e.g. --id-col id "
+                "--score-col y_pred_proba --prediction-col y_pred --time-col "
+                "timestamp --model NAME@VERSION",
+                reason="invalid-option",
+            )
+
+
+def _import_reader(
+    ledger: Ledger, path: Path, source_format: str, options: dict[str, Any]
+) -> Iterator[Any]:
+    """Return the record generator of the importer of ``source_format``."""
+    from ledger import importers
+
+    dataset = options["dataset"]
+    if source_format == "prodigy":
+        return importers.read_prodigy(path, dataset=dataset)
+    if source_format == "label-studio":
+        from ledger.core import default_key_dir
+        from ledger.importers.pseudonyms import load_or_create_pseudonym_key
+
+        key_dir = ledger.config.key_dir or default_key_dir(ledger.url)
+        return importers.read_label_studio(
+            path,
+            dataset=dataset,
+            model_name=options["model_name"] or "label-studio-model",
+            pseudonym_key=load_or_create_pseudonym_key(key_dir, ledger.origin),
+        )
+    if source_format == "decisions-csv":
+        return importers.read_decisions_csv(
+            path,
+            id_col=options["id_col"],
+            score_col=options["score_col"],
+            prediction_col=options["prediction_col"],
+            time_col=options["time_col"],
+            truth_col=options["truth_col"],
+            truth_time_col=options["truth_time_col"],
+            model=options["model"],
+            dataset=dataset,
+            threshold=options["threshold"],
+            timezone=options["timezone"] or "UTC",
+        )
+    return importers.read_records(path)
 
 
 @cli.command()
@@ -268,12 +391,22 @@ def log(
 
 @cli.command()
 @click.argument("seq", type=int)
+@click.option(
+    "--personal",
+    is_flag=True,
+    help="Also show the personal values with their salts, or when and why "
+    "they were erased (the local CLI reads as an admin).",
+)
 @pass_context
-def show(ctx: Context, seq: int) -> None:
+def show(ctx: Context, seq: int, personal: bool) -> None:
     """Show one entry with its hash."""
     with ctx.open() as ledger:
         entry = ledger.get(seq)
-    data = entry.to_json()
+        data = entry.to_json()
+        if personal:
+            from ledger.erasure import personal_view
+
+            data["personal"] = personal_view(ledger, seq, "admin")
     ctx.emit(data, json.dumps(data, ensure_ascii=False, indent=2))
 
 
@@ -481,6 +614,155 @@ def _read_key(value: str) -> str:
     if path.exists() and path.is_file():
         return path.read_text(encoding="utf-8").strip()
     return value.strip()
+
+
+# -- personal data and erasure (GDPR Art. 17) ----------------------------------
+
+
+def _default_actor() -> str:
+    """Return GOVLEDGER_ACTOR, else user:<login name>."""
+    import getpass
+
+    configured = os.environ.get("GOVLEDGER_ACTOR")
+    if configured:
+        return configured
+    try:
+        return f"user:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "svc:govledger-cli"
+
+
+@cli.command()
+@click.option("--subject", default=None, help="Pseudonymous data-subject id to erase.")
+@click.option(
+    "--expired",
+    is_flag=True,
+    help="Erase the personal values of entries older than their kind's retention.",
+)
+@click.option("--reason", default=None, help="Why the values are erased (no personal data).")
+@click.option(
+    "--request-ref", default=None, help="Reference of the erasure request, e.g. a ticket id."
+)
+@click.option(
+    "--received-at",
+    default=None,
+    help="When the request was received (RFC 3339) [default: now].",
+)
+@click.option(
+    "--actor",
+    default=None,
+    help="Who performs the erasure: user:<id> or svc:<id> "
+    "[default: GOVLEDGER_ACTOR, else user:<login name>].",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file with a [retention] table of years per kind "
+    "[default: ./govledger.toml if present].",
+)
+@click.option(
+    "--max-entries",
+    type=int,
+    default=10_000,
+    show_default=True,
+    help="With --expired: at most this many entries per run.",
+)
+@pass_context
+def erase(
+    ctx: Context,
+    subject: str | None,
+    expired: bool,
+    reason: str | None,
+    request_ref: str | None,
+    received_at: str | None,
+    actor: str | None,
+    config_path: Path | None,
+    max_entries: int,
+) -> None:
+    """Erase personal values and append an erasure entry (GDPR Art. 17)."""
+    from ledger.erasure import RETENTION_REASON, erase_expired, erase_subject
+
+    if (subject is None) == (not expired):
+        raise InputError("give either --subject ID or --expired, not both or neither")
+    actor = actor or _default_actor()
+    with ctx.open() as ledger:
+        if expired:
+            if received_at is not None:
+                raise InputError("--received-at applies only with --subject")
+            result = erase_expired(
+                ledger,
+                actor=actor,
+                config_path=config_path,
+                reason=reason or RETENTION_REASON,
+                request_ref=request_ref,
+                max_entries=max_entries,
+            )
+        else:
+            if reason is None or request_ref is None:
+                missing = "--reason" if reason is None else "--request-ref"
+                raise InputError(f"{missing} is required with --subject")
+            result = erase_subject(
+                ledger,
+                subject or "",
+                reason=reason,
+                request_ref=request_ref,
+                actor=actor,
+                requested_at=received_at,
+            )
+    if result.erasure_seq is None:
+        text = "no personal values are past their retention; nothing was erased"
+    else:
+        text = (
+            f"erased {result.count} personal field(s) of {len(result.seqs)} "
+            f"entries; erasure entry seq {result.erasure_seq}"
+        )
+        if result.remaining:
+            text += f"\n{result.remaining} expired entries remain: run again"
+        if result.wal_truncated is False:
+            text += "\nwarning: the SQLite -wal file could not be emptied; run again"
+    ctx.emit(result.to_dict(), text)
+
+
+@cli.command(name="check-commitment")
+@click.argument("seq", type=int)
+@click.argument("field")
+@click.option("--value", "value_json", required=True, help="The value as JSON text.")
+@click.option("--salt", "salt_hex", required=True, help="The salt: 64 hex digits.")
+@pass_context
+def check_commitment_command(
+    ctx: Context, seq: int, field: str, value_json: str, salt_hex: str
+) -> None:
+    """Check a personal value and salt against entry SEQ's commitment; exit 1 if not."""
+    from ledger.erasure import check_commitment
+
+    try:
+        value = parse_json(value_json, path="--value")
+    except CanonicalJSONError as error:
+        raise InputError(
+            f"--value is not valid JSON: {error}; quote a string as '\"text\"'"
+        ) from None
+    try:
+        salt = bytes.fromhex(salt_hex)
+    except ValueError:
+        raise InputError(
+            f"--salt {salt_hex!r} is not hex; give the 64 hex digits of the salt"
+        ) from None
+    with ctx.open() as ledger:
+        result = check_commitment(ledger, seq, field, value, salt)
+    if result.matches:
+        ctx.emit(
+            result.to_dict(),
+            f"ok: the value and salt match the commitment of {field} in entry {seq}",
+        )
+        return
+    ctx.emit(
+        result.to_dict(),
+        f"MISMATCH: {field} in entry {seq}: expected commitment {result.expected}, "
+        f"got {result.actual}",
+    )
+    raise SystemExit(EXIT_VERIFY_FAILED)
 
 
 def main() -> None:

@@ -155,12 +155,11 @@ def _prepare_object(value: dict[Any, Any], path: str) -> tuple[Any, bool]:
             )
         if _has_lone_surrogate(key):
             raise CanonicalJSONError(
-                "object key contains a lone UTF-16 surrogate; "
-                "send valid Unicode text",
+                "object key contains a lone UTF-16 surrogate; send valid Unicode text",
                 path=_join(path, repr(key)),
                 reason="lone-surrogate",
             )
-        if exact and any(ord(char) > 0xFFFF for char in key):
+        if exact and not key.isascii() and max(key) > "\uffff":
             # JCS sorts keys by UTF-16 code units, Python by code points: the
             # orders differ only for characters outside the BMP.
             exact = False
@@ -184,6 +183,8 @@ def _find_lone_surrogate(value: Any, path: str) -> str | None:
         return path if _has_lone_surrogate(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
+            if _has_lone_surrogate(key):
+                return _join(path, repr(key))
             found = _find_lone_surrogate(item, _join(path, key))
             if found is not None:
                 return found
@@ -193,6 +194,50 @@ def _find_lone_surrogate(value: Any, path: str) -> str | None:
             if found is not None:
                 return found
     return None
+
+
+class _Rejected(Exception):
+    """Raised by the fast scan; the precise walk then names the problem."""
+
+
+def _scan(value: Any) -> bool:
+    """Check ``value`` without building paths; return True if the C encoder's
+    output of ``value`` itself is already JCS.
+
+    Returns False when floats need the ECMAScript form or keys need UTF-16
+    ordering; raises _Rejected for anything JCS cannot represent. Lone
+    surrogates are caught later by the UTF-8 encoding of the output.
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return True
+        raise _Rejected
+    if kind is float:
+        if value != value or value in (math.inf, -math.inf):
+            raise _Rejected
+        if value.is_integer():
+            return False
+        return _FIXED_REPR_MIN <= abs(value) < _FIXED_REPR_MAX
+    if kind is dict:
+        plain = True
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Rejected
+            if not key.isascii() and max(key) > "\uffff":
+                plain = False
+            if not _scan(item):
+                plain = False
+        return plain
+    if kind is list:
+        plain = True
+        for item in value:
+            if not _scan(item):
+                plain = False
+        return plain
+    raise _Rejected
 
 
 def canonical_bytes(value: Any, *, path: str = "") -> bytes:
@@ -205,12 +250,26 @@ def canonical_bytes(value: Any, *, path: str = "") -> bytes:
         CanonicalJSONError: a value has no canonical form; the error names
             its JSON path.
     """
-    prepared, exact = _prepare(value, path)
-    if not exact:
+    try:
+        plain = _scan(value)
+    except (_Rejected, RecursionError):
+        plain = False
+    if plain:
+        prepared = value
+    else:
         try:
-            return rfc8785.dumps(value)
-        except rfc8785.CanonicalizationError as error:  # pragma: no cover
-            raise CanonicalJSONError(str(error), path=path) from error
+            prepared, exact = _prepare(value, path)
+        except RecursionError:
+            raise CanonicalJSONError(
+                "JSON nesting is too deep; flatten the value",
+                path=path,
+                reason="too-deep",
+            ) from None
+        if not exact:
+            try:
+                return rfc8785.dumps(value)
+            except rfc8785.CanonicalizationError as error:  # pragma: no cover
+                raise CanonicalJSONError(str(error), path=path) from error
     try:
         return _encode(prepared).encode("utf-8")
     except UnicodeEncodeError:
@@ -252,17 +311,21 @@ def parse_json(text: str | bytes, *, path: str = "") -> Any:
             object_pairs_hook=_object_without_duplicates,
             parse_constant=_NonFinite,
         )
+    except RecursionError:
+        raise CanonicalJSONError(
+            "JSON nesting is too deep; flatten the value",
+            path=path,
+            reason="too-deep",
+        ) from None
     except json.JSONDecodeError as error:
         raise CanonicalJSONError(
-            f"invalid JSON at line {error.lineno} column {error.colno}: "
-            f"{error.msg}",
+            f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}",
             path=path,
             reason="invalid-json",
         ) from None
     except UnicodeDecodeError as error:
         raise CanonicalJSONError(
-            f"JSON text is not valid UTF-8 ({error.reason} at byte "
-            f"{error.start})",
+            f"JSON text is not valid UTF-8 ({error.reason} at byte {error.start})",
             path=path,
             reason="invalid-json",
         ) from None

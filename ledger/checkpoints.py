@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import CheckpointError, NoteError
 from .note import (
@@ -30,6 +32,7 @@ __all__ = [
     "format_checkpoint",
     "open_checkpoint",
     "parse_checkpoint",
+    "publish_checkpoint",
     "sign_checkpoint",
 ]
 
@@ -79,23 +82,23 @@ def _malformed(problem: str) -> CheckpointError:
     )
 
 
-def _check_line(line: str, what: str) -> None:
+def _check_line(line: str, part: str) -> None:
     """Raise unless ``line`` is non-empty and free of newlines and control
     characters, so that it is one line of note text."""
     if not line:
-        raise _malformed(f"the {what} is empty")
+        raise _malformed(f"the {part} is empty")
     if "\n" in line:
-        raise _malformed(f"the {what} {line!r} contains a newline")
+        raise _malformed(f"the {part} {line!r} contains a newline")
     control = _CONTROL_CHARACTERS.search(line)
     if control is not None:
         raise _malformed(
-            f"the {what} {line!r} contains the control character "
+            f"the {part} {line!r} contains the control character "
             f"U+{ord(control.group()):04X}"
         )
     try:
         line.encode("utf-8")
     except UnicodeEncodeError:
-        raise _malformed(f"the {what} contains a lone surrogate") from None
+        raise _malformed(f"the {part} contains a lone surrogate") from None
 
 
 def format_checkpoint(
@@ -104,7 +107,7 @@ def format_checkpoint(
     """Format a checkpoint body (C2SP tlog-checkpoint, "Note text").
 
     ``origin`` and each extension line must be non-empty single lines
-    without control characters; ``size`` is in 0..``MAX_TREE_SIZE``;
+    without control characters. ``size`` is in 0..``MAX_TREE_SIZE`` and
     ``root`` is 32 bytes.
 
     Raises:
@@ -175,7 +178,7 @@ def sign_checkpoint(origin: str, size: int, root: bytes, signer: Signer) -> str:
     """Format a checkpoint body and return it as a note signed by ``signer``.
 
     C2SP tlog-checkpoint recommends that the signer's key name equal
-    ``origin``; this function does not enforce it.
+    ``origin``, but this function does not enforce it.
 
     Raises:
         CheckpointError: the body is malformed (see ``format_checkpoint``).
@@ -248,3 +251,29 @@ def open_checkpoint(
         note_text=note_text,
         key_ids=tuple(signature.key_id for signature in note.signatures),
     )
+
+
+def publish_checkpoint(directory: Path, size: int, note_text: str) -> Path:
+    """Write a signed checkpoint where witnesses copy it from.
+
+    ``DIR/checkpoint`` always holds the latest note; ``DIR/history/SIZE``
+    keeps every published one, so a witness that missed some can still
+    fetch them. Each file is written to a temporary name and renamed, so a
+    reader never sees a partial note. Returns the path of the latest note.
+
+    Raises:
+        CheckpointError: the directory cannot be written.
+    """
+    history = directory / "history"
+    try:
+        history.mkdir(parents=True, exist_ok=True)
+        for path in (history / str(size), directory / "checkpoint"):
+            temporary = path.with_name(f".{path.name}.tmp")
+            temporary.write_text(note_text, encoding="utf-8")
+            os.replace(temporary, path)
+    except OSError as error:
+        raise CheckpointError(
+            f"cannot publish the checkpoint to {directory}: {error.strerror}",
+            reason="publish-failed",
+        ) from None
+    return directory / "checkpoint"

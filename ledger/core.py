@@ -9,11 +9,12 @@ durably before any receipt is returned.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,13 @@ from .entries import (
     format_timestamp,
     parse_entry,
 )
-from .errors import GovLedgerError, InputError, KeyFileError, StoreError
+from .errors import (
+    GovLedgerError,
+    InputError,
+    KeyFileError,
+    RecordError,
+    StoreError,
+)
 from .records import (
     LEDGER_KINDS,
     CheckedRecord,
@@ -96,10 +103,24 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True)
+class _SourceTarget:
+    """A review target named by the reviewed entry's source, not yet a seq."""
+
+    system: str
+    ref: str
+    index: int | None
+
+
+@dataclass(frozen=True)
 class _Prepared:
     checked: CheckedRecord
     record_bytes: bytes
     salts: dict[str, bytes]
+    target_source: _SourceTarget | None = None
+
+
+# A record that ``Ledger.prepare`` validated, ready for ``append_prepared``.
+PreparedRecord = _Prepared
 
 
 class _ConnectionNodeReader:
@@ -154,6 +175,7 @@ class Ledger:
         self.config = config
         self._clock = clock
         self._signer: Any = None
+        self._last_checkpoint: tuple[int, datetime] | None = None
         with engine.connect() as connection:
             head = connection.execute(
                 select(ChainHead.origin).where(ChainHead.id == 1)
@@ -238,6 +260,7 @@ class Ledger:
                     head_hash=GENESIS_PREV,
                     last_recorded_at=now,
                     created_at=now,
+                    peaks=b"",
                 )
             )
             connection.execute(
@@ -340,32 +363,147 @@ class Ledger:
         records: Sequence[Any],
         *,
         skip_known_sources: bool = False,
+        sign_receipts: bool = True,
         single: bool = False,
+        resolve_source_targets: bool = False,
     ) -> list[dict[str, Any]]:
         """Append records in one transaction: all of them or none.
 
         With ``skip_known_sources`` a record whose ``source`` (system, ref)
         is already in the ledger, or earlier in the batch, is skipped, which
         makes imports idempotent; only new records get receipts.
+        ``sign_receipts=False`` returns unsigned receipts (origin, seq,
+        entry_hash, recorded_at) for bulk loads that keep none: an Ed25519
+        signature per record costs more than the rest of the append.
+
+        With ``resolve_source_targets`` a review may name the entry it
+        reviews by that entry's source, ``"target": {"source": {"system":
+        S, "ref": R}}``, when its seq is not known yet. Under the chain-head
+        lock the target becomes ``{"seq": N}`` of the earliest entry with
+        that source, either already in the ledger or earlier in the batch,
+        so the stored entry holds an ordinary seq target.
 
         Raises:
-            RecordError: a record is invalid; the error names its index and
-                field, and nothing was written.
+            RecordError: a record is invalid, or no entry has the source a
+                review targets; the error names its index and field, and
+                nothing was written.
             KeyFileError: the log key cannot be loaded.
             StoreError: the database failed; nothing was written.
         """
+        prepare = (
+            self._prepare_source_target if resolve_source_targets else self._prepare
+        )
         prepared = [
+            prepare(record, None if single else index)
+            for index, record in enumerate(records)
+        ]
+        return self._append_prepared(
+            prepared,
+            skip_known_sources=skip_known_sources,
+            sign_receipts=sign_receipts,
+        )
+
+    def prepare(
+        self, records: Sequence[Any], *, single: bool = False
+    ) -> list[PreparedRecord]:
+        """Validate records and compute their canonical bytes, writing nothing.
+
+        The result is the input of ``append_prepared``, so that a caller can
+        reject a bad record before it joins a transaction shared with other
+        requests. ``single`` leaves the index out of errors, as ``append``
+        does.
+
+        Raises:
+            RecordError: a record is invalid; the error names its index
+                (unless ``single``) and field.
+        """
+        return [
             self._prepare(record, None if single else index)
             for index, record in enumerate(records)
         ]
-        return self._append_prepared(prepared, skip_known_sources=skip_known_sources)
 
-    def append_ledger_record(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    def append_prepared(
+        self,
+        groups: Sequence[Sequence[PreparedRecord]],
+        *,
+        before_write: Callable[[Connection], None] | None = None,
+        after_write: Callable[[Connection, list[list[dict[str, Any]]]], None]
+        | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        """Append groups of prepared records in one transaction (group commit).
+
+        Returns the signed receipts of each group, in group order. The
+        groups share one durable commit, and the receipts are signed after
+        it. ``before_write`` runs inside the transaction once the chain head
+        is locked and may raise to roll everything back. ``after_write``
+        receives each group's rows (``seq``, ``entry_hash``,
+        ``recorded_at``) inside the same transaction, so whatever it writes
+        commits or rolls back with the entries.
+
+        Raises:
+            KeyFileError: the log key cannot be loaded.
+            StoreError: nothing was written. The reason is ``database-busy``
+                when a lock timeout, deadlock or serialization failure
+                rolled the transaction back, so running it again may
+                succeed.
+        """
+        from .receipts import make_receipt
+
+        sizes = [len(group) for group in groups]
+
+        def split(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+            grouped, start = [], 0
+            for size in sizes:
+                grouped.append(rows[start : start + size])
+                start += size
+            return grouped
+
+        def write_groups(connection: Connection, rows: list[dict[str, Any]]) -> None:
+            if after_write is not None:
+                after_write(connection, split(rows))
+
+        signer = self.signer()
+        flat = [item for group in groups for item in group]
+        try:
+            rows = self._commit(flat, False, write_groups, before_write=before_write)
+        except StoreError as error:
+            cause = error.__context__
+            if isinstance(cause, DBAPIError) and _is_transient(cause):
+                raise StoreError(error.message, reason="database-busy") from cause
+            raise
+        receipts = [
+            make_receipt(
+                signer,
+                origin=self.origin,
+                seq=row["seq"],
+                entry_hash=row["entry_hash"],
+                recorded_at=row["recorded_at"],
+            )
+            for row in rows
+        ]
+        try:
+            self._maybe_checkpoint(rows[-1]["seq"] + 1 if rows else None)
+        except DBAPIError as error:
+            # The entries are committed; a checkpoint missed here is made by
+            # a later append or on demand.
+            logger.warning("automatic checkpoint failed: %s", error.orig)
+        return split(receipts)
+
+    def append_ledger_record(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        *,
+        before_write: Callable[[Connection], None] | None = None,
+    ) -> dict[str, Any]:
         """Append an entry of one of the ledger's own kinds; return its receipt.
 
         ``body`` is the complete record (``actor``, ``occurred_at`` and the
         kind's fields); only the ledger writes these kinds, so they are not
-        validated against the input schema.
+        validated against the input schema. ``before_write`` runs inside the
+        append transaction, after the chain-head lock is taken and before the
+        entry is written, so its changes commit or roll back with the entry
+        (erasure deletes personal values there).
 
         Raises:
             InputError: ``kind`` is not a ledger kind or ``body`` has no
@@ -373,7 +511,9 @@ class Ledger:
         """
         if kind not in LEDGER_KINDS:
             raise InputError(f"{kind!r} is not a ledger kind: {LEDGER_KINDS}")
-        return self._append_prepared([self._prepare_ledger_record(kind, body)])[0]
+        return self._append_prepared(
+            [self._prepare_ledger_record(kind, body)], before_write=before_write
+        )[0]
 
     def _prepare_ledger_record(self, kind: str, body: dict[str, Any]) -> _Prepared:
         checked = CheckedRecord(
@@ -391,12 +531,20 @@ class Ledger:
         prepared: list[_Prepared],
         *,
         skip_known_sources: bool = False,
+        sign_receipts: bool = True,
         after_write: Callable[[Connection, list[dict[str, Any]]], None] | None = None,
+        before_write: Callable[[Connection], None] | None = None,
     ) -> list[dict[str, Any]]:
         from .receipts import make_receipt
 
         signer = self.signer()
-        rows = self._commit(prepared, skip_known_sources, after_write)
+        rows = self._commit(
+            prepared, skip_known_sources, after_write, before_write=before_write
+        )
+        size = rows[-1]["seq"] + 1 if rows else None
+        if not sign_receipts:
+            self._maybe_checkpoint(size)
+            return [{"origin": self.origin, **row} for row in rows]
         receipts = [
             make_receipt(
                 signer,
@@ -407,7 +555,7 @@ class Ledger:
             )
             for row in rows
         ]
-        self._maybe_checkpoint()
+        self._maybe_checkpoint(size)
         return receipts
 
     def rotate_key(self) -> tuple[dict[str, Any], str]:
@@ -483,17 +631,152 @@ class Ledger:
         record_bytes = canonical_record_bytes(body, index=index)
         return _Prepared(checked=checked, record_bytes=record_bytes, salts=salts)
 
+    def _prepare_source_target(self, record: Any, index: int | None) -> _Prepared:
+        """Prepare a record; a review targeting ``{"source": ...}`` waits for a seq.
+
+        The review is validated with a placeholder ``{"seq": 0}`` (any seq
+        passes the schema), and ``_resolve_source_targets`` puts in the real
+        seq before its bytes are hashed.
+
+        Raises:
+            RecordError: the record is invalid, or ``target.source`` is not
+                an object of two non-empty strings, system and ref.
+        """
+        target = record.get("target") if isinstance(record, dict) else None
+        if not (
+            isinstance(record, dict)
+            and record.get("kind") == "review"
+            and isinstance(target, dict)
+            and set(target) == {"source"}
+        ):
+            return self._prepare(record, index)
+        source = target["source"]
+        if not (
+            isinstance(source, dict)
+            and set(source) == {"system", "ref"}
+            and all(isinstance(value, str) and value for value in source.values())
+        ):
+            where = "record" if index is None else f"record {index}"
+            problem = 'must be {"system": ..., "ref": ...} with non-empty strings'
+            raise RecordError(
+                f"{where}: target.source: {problem}",
+                errors=[{"field": "target.source", "problem": problem}],
+                index=index,
+            )
+        prepared = self._prepare({**record, "target": {"seq": 0}}, index)
+        return replace(
+            prepared,
+            target_source=_SourceTarget(
+                system=source["system"], ref=source["ref"], index=index
+            ),
+        )
+
+    def _resolve_source_targets(
+        self, connection: Connection, head: ChainHead, prepared: list[_Prepared]
+    ) -> list[_Prepared]:
+        """Turn every ``target.source`` into the seq of the entry with that source.
+
+        Runs under the chain-head lock, after known sources were dropped, so
+        the seqs of the batch are final: entry ``i`` of ``prepared`` gets
+        seq ``head.size + i``. An entry already in the ledger wins over one
+        in the batch, and a batch entry counts only if it comes earlier.
+
+        Raises:
+            RecordError: no entry has the targeted source.
+        """
+        wanted = {
+            (item.target_source.system, item.target_source.ref)
+            for item in prepared
+            if item.target_source is not None
+        }
+        if not wanted:
+            return prepared
+        in_ledger = self._seqs_by_source(connection, wanted)
+        in_batch: dict[tuple[str, str], int] = {}
+        resolved = []
+        for offset, item in enumerate(prepared):
+            target = item.target_source
+            if target is not None:
+                key = (target.system, target.ref)
+                seq = in_ledger.get(key, in_batch.get(key))
+                if seq is None:
+                    where = (
+                        "record" if target.index is None else f"record {target.index}"
+                    )
+                    problem = (
+                        f"no entry has source system {target.system!r} and ref "
+                        f"{target.ref!r}; append the reviewed record first or "
+                        "earlier in the same batch"
+                    )
+                    raise RecordError(
+                        f"{where}: target.source: {problem}",
+                        errors=[{"field": "target.source", "problem": problem}],
+                        index=target.index,
+                    )
+                item = self._retarget(item, seq)
+            source = item.checked.body.get("source") or {}
+            if source.get("ref") is not None:
+                key = (source["system"], source["ref"])
+                in_batch.setdefault(key, head.size + offset)
+            resolved.append(item)
+        return resolved
+
+    def _seqs_by_source(
+        self, connection: Connection, keys: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], int]:
+        """Return the smallest seq of each (system, ref) present in the ledger."""
+        from sqlalchemy import func
+
+        found: dict[tuple[str, str], int] = {}
+        for system in {system for system, _ in keys}:
+            refs = sorted(ref for other, ref in keys if other == system)
+            for start in range(0, len(refs), 500):
+                rows = connection.execute(
+                    select(EntryRow.source_ref, func.min(EntryRow.seq))
+                    .where(
+                        EntryRow.source_system == system,
+                        EntryRow.source_ref.in_(refs[start : start + 500]),
+                    )
+                    .group_by(EntryRow.source_ref)
+                )
+                found.update(((system, ref), int(seq)) for ref, seq in rows)
+        return found
+
+    def _retarget(self, item: _Prepared, seq: int) -> _Prepared:
+        """Replace the placeholder target of a prepared review with ``seq``."""
+        index = item.target_source.index if item.target_source else None
+        record = {
+            "kind": item.checked.kind,
+            **item.checked.body,
+            "target": {"seq": seq},
+        }
+        if item.checked.personal:
+            record["personal"] = item.checked.personal
+        checked = validate_record(record, index=index)
+        stored = json.loads(item.record_bytes)
+        stored["target"] = {"seq": seq}
+        return _Prepared(
+            checked=checked,
+            record_bytes=canonical_record_bytes(stored, index=index),
+            salts=item.salts,
+        )
+
     def _commit(
         self,
         prepared: list[_Prepared],
         skip_known_sources: bool,
         after_write: Callable[[Connection, list[dict[str, Any]]], None] | None,
+        *,
+        before_write: Callable[[Connection], None] | None = None,
     ) -> list[dict[str, Any]]:
         try:
             with self._write_transaction() as connection:
                 if skip_known_sources:
                     prepared = self._drop_known_sources(connection, prepared)
                 head = self._lock_head(connection)
+                prepared = self._resolve_source_targets(connection, head, prepared)
+                if before_write is not None:
+                    before_write(connection)
                 rows = self._write_entries(connection, head, prepared)
                 if after_write is not None:
                     after_write(connection, rows)
@@ -513,12 +796,34 @@ class Ledger:
             connection = connection.execution_options(sqlite_immediate=True)
         return _Transaction(connection)
 
+    def _peaks_of(
+        self, connection: Connection, head: ChainHead
+    ) -> list[tuple[int, int, bytes]]:
+        """Return the tree's peaks from the head row, or from the nodes if the
+        head row does not hold them."""
+        addresses = merkle.root_addresses(head.size)
+        stored = bytes(head.peaks or b"")
+        if len(stored) == 32 * len(addresses):
+            hashes = [stored[i : i + 32] for i in range(0, len(stored), 32)]
+        else:
+            hashes = _ConnectionNodeReader(connection).read_nodes(addresses)
+        return [
+            (level, idx, node)
+            for (level, idx), node in zip(addresses, hashes, strict=True)
+        ]
+
     def _lock_head(self, connection: Connection) -> ChainHead:
-        statement = select(ChainHead).where(ChainHead.id == 1)
+        """Read the chain head, locking it until the transaction ends.
+
+        SQLite holds the database write lock since BEGIN IMMEDIATE;
+        PostgreSQL takes the row lock here, which serializes appenders in
+        every process on every machine.
+        """
+        statement = _LOCK_HEAD_SQL
         if self.engine.dialect.name != "sqlite":
-            statement = statement.with_for_update()
-        row = connection.execute(statement).one()
-        return ChainHead.model_validate(row._mapping)
+            statement += " FOR UPDATE"
+        row = connection.exec_driver_sql(statement).one()
+        return ChainHead(**row._mapping)
 
     def _drop_known_sources(
         self, connection: Connection, prepared: list[_Prepared]
@@ -591,33 +896,35 @@ class Ledger:
                     }
                 )
             prev = hex_hash
-        reader = _ConnectionNodeReader(connection)
-        peak_addresses = merkle.root_addresses(size)
-        peak_hashes = reader.read_nodes(peak_addresses) if peak_addresses else []
-        peaks = [
-            (level, idx, node)
-            for (level, idx), node in zip(peak_addresses, peak_hashes)
-        ]
-        new_nodes, _ = merkle.extend(peaks, size, leaves)
-        connection.execute(insert(EntryRow), entry_rows)
+        peaks = self._peaks_of(connection, head)
+        new_nodes, new_peaks = merkle.extend(peaks, size, leaves)
+        _insert_many(connection, "entries", _ENTRY_COLUMNS, entry_rows)
         if new_nodes:
-            connection.execute(
-                insert(MerkleNode),
+            _insert_many(
+                connection,
+                "merkle_nodes",
+                ("level", "idx", "hash"),
                 [{"level": lv, "idx": ix, "hash": hs} for lv, ix, hs in new_nodes],
             )
         if personal_rows:
             connection.execute(insert(PersonalValue), personal_rows)
-        connection.execute(
-            update(ChainHead)
-            .where(ChainHead.id == 1)
-            .values(
-                size=size + len(prepared),
-                head_hash=prev,
-                last_recorded_at=recorded_at,
-            )
+        _execute_driver_sql(
+            connection,
+            "UPDATE chain_head SET size = ?, head_hash = ?, last_recorded_at = ?, "
+            "peaks = ? WHERE id = 1",
+            (
+                size + len(prepared),
+                prev,
+                recorded_at,
+                b"".join(node for _, _, node in new_peaks),
+            ),
         )
         return [
-            {"seq": row["seq"], "entry_hash": row["entry_hash"], "recorded_at": recorded_at}
+            {
+                "seq": row["seq"],
+                "entry_hash": row["entry_hash"],
+                "recorded_at": recorded_at,
+            }
             for row in entry_rows
         ]
 
@@ -873,7 +1180,9 @@ class Ledger:
 
     def _size_on(self, connection: Connection) -> int:
         return int(
-            connection.execute(select(ChainHead.size).where(ChainHead.id == 1)).scalar_one()
+            connection.execute(
+                select(ChainHead.size).where(ChainHead.id == 1)
+            ).scalar_one()
         )
 
     # -- checkpoints -------------------------------------------------------
@@ -934,23 +1243,35 @@ class Ledger:
         }
         with self.engine.begin() as connection:
             connection.execute(insert(CheckpointRow).values(**row))
+        self._last_checkpoint = (size, self._clock())
         logger.debug("signed checkpoint of tree size %d", size)
         return self.latest_checkpoint()  # type: ignore[return-value]
 
-    def _maybe_checkpoint(self) -> None:
+    def _maybe_checkpoint(self, size: int | None = None) -> None:
+        """Sign a checkpoint if ``checkpoint_every`` entries or
+        ``checkpoint_interval_s`` seconds have passed since the last one.
+
+        The last checkpoint is cached per Ledger object; another process may
+        have made a newer one, in which case this one may sign a little
+        early, which is harmless.
+        """
         every = self.config.checkpoint_every
         interval = self.config.checkpoint_interval_s
         if not every and not interval:
             return
-        latest = self.latest_checkpoint()
-        size = self.size
-        if latest is None:
+        if self._last_checkpoint is None:
+            latest = self.latest_checkpoint()
+            if latest is not None:
+                made = datetime.strptime(latest.created_at, "%Y-%m-%dT%H:%M:%S.%fZ")
+                self._last_checkpoint = (latest.tree_size, made.replace(tzinfo=UTC))
+        size = self.size if size is None else size
+        if self._last_checkpoint is None:
             due = size > 0
         else:
-            due = bool(every) and size - latest.tree_size >= every
-            if not due and interval and size > latest.tree_size:
-                made = datetime.strptime(latest.created_at, "%Y-%m-%dT%H:%M:%S.%fZ")
-                age = self._clock() - made.replace(tzinfo=UTC)
+            last_size, made_at = self._last_checkpoint
+            due = bool(every) and size - last_size >= every
+            if not due and interval and size > last_size:
+                age = self._clock() - made_at
                 due = age.total_seconds() >= interval
         if due:
             try:
@@ -962,7 +1283,9 @@ class Ledger:
         """Return every stored checkpoint, smallest tree first."""
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(CheckpointRow).order_by(CheckpointRow.tree_size, CheckpointRow.id)
+                select(CheckpointRow).order_by(
+                    CheckpointRow.tree_size, CheckpointRow.id
+                )
             ).all()
         return [CheckpointRow.model_validate(row._mapping) for row in rows]
 
@@ -1007,6 +1330,40 @@ _DERIVED_NAMES = (
 )
 
 
+_ENTRY_COLUMNS = ("seq", "entry_hash", "body", *_DERIVED_NAMES)
+_LOCK_HEAD_SQL = (
+    "SELECT id, origin, schema_version, size, head_hash, last_recorded_at, "
+    "created_at, peaks FROM chain_head WHERE id = 1"
+)
+
+
+def _execute_driver_sql(
+    connection: Connection, statement: str, parameters: tuple[Any, ...]
+) -> None:
+    """Run one statement written with ``?`` markers on either driver."""
+    if connection.dialect.paramstyle != "qmark":
+        statement = statement.replace("?", "%s")
+    connection.exec_driver_sql(statement, parameters)
+
+
+def _insert_many(
+    connection: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: list[dict[str, Any]],
+) -> None:
+    """Insert rows with the driver's executemany, skipping SQLAlchemy's
+    per-row parameter processing (the columns hold plain str, int, float and
+    bytes, which both drivers take as they are)."""
+    if connection.dialect.paramstyle == "qmark":
+        marks = ", ".join("?" for _ in columns)
+    else:
+        marks = ", ".join("%s" for _ in columns)
+    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+    values = [tuple(row[name] for name in columns) for row in rows]
+    connection.exec_driver_sql(statement, values)
+
+
 class _Transaction:
     """A connection with an open transaction, committed on clean exit."""
 
@@ -1036,14 +1393,38 @@ def _check_size(size: int, current: int, name: str) -> None:
 
 
 def _check_origin(origin: str) -> None:
-    if not origin or origin != origin.strip() or any(
-        char.isspace() or not char.isprintable() or char == "+" for char in origin
+    if (
+        not origin
+        or origin != origin.strip()
+        or any(
+            char.isspace() or not char.isprintable() or char == "+" for char in origin
+        )
     ):
         raise InputError(
             f"origin {origin!r} is not a valid log name; use a name such as "
             "example.org/govledger (no spaces or '+')",
             reason="bad-origin",
         )
+
+
+# SQLITE_BUSY and SQLITE_LOCKED (the low byte of an extended result code),
+# and the PostgreSQL SQLSTATEs serialization_failure, deadlock_detected and
+# lock_not_available: the database rolled the transaction back, and running
+# it again may succeed.
+_SQLITE_BUSY_CODES = frozenset({5, 6})
+_POSTGRES_RETRY_STATES = frozenset({"40001", "40P01", "55P03"})
+
+
+def _is_transient(error: DBAPIError) -> bool:
+    """Tell whether a failed transaction may succeed when run again."""
+    original = error.orig
+    code = getattr(original, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _SQLITE_BUSY_CODES
+    state = getattr(original, "sqlstate", None)
+    if state is not None:
+        return state in _POSTGRES_RETRY_STATES
+    return "database is locked" in str(original)
 
 
 def _redact(url: str) -> str:
@@ -1054,4 +1435,3 @@ def _redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparsable URL is shown as given
         return url
-

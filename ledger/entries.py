@@ -112,14 +112,19 @@ class Entry:
         }
 
 
-def parse_entry(body: bytes, stored_hash: str | None = None) -> Entry:
+def parse_entry(
+    body: bytes, stored_hash: str | None = None, *, strict: bool = True
+) -> Entry:
     """Parse an entry's canonical bytes.
+
+    ``strict=False`` skips the duplicate-key and canonical-form checks; it is
+    for ``verify``, where the hash chain already proves the bytes original.
 
     Raises:
         CanonicalJSONError: the bytes are not strict JSON.
         ValueError: the object is not a format-1 entry.
     """
-    data = parse_json(body)
+    data = parse_json(body) if strict else json.loads(body)
     if not isinstance(data, dict) or set(data) != {
         "kind",
         "prev",
@@ -128,7 +133,9 @@ def parse_entry(body: bytes, stored_hash: str | None = None) -> Entry:
         "seq",
         "v",
     }:
-        raise ValueError("entry members are not kind, prev, record, recorded_at, seq, v")
+        raise ValueError(
+            "entry members are not kind, prev, record, recorded_at, seq, v"
+        )
     if data["v"] != FORMAT_VERSION:
         raise ValueError(f"entry format version {data['v']!r} is not 1")
     if not isinstance(data["seq"], int) or isinstance(data["seq"], bool):
@@ -149,11 +156,24 @@ def parse_entry(body: bytes, stored_hash: str | None = None) -> Entry:
     )
 
 
+def normalize_time(value: str) -> str | None:
+    """Return an RFC 3339 time as UTC text with microseconds, or None if invalid."""
+    if len(value) == 20 and value[-1] == "Z" and value[10] == "T":
+        # The common form 2026-01-01T10:00:00Z needs no date arithmetic.
+        return value[:19] + ".000000Z"
+    try:
+        return format_timestamp(parse_occurred_at(value))
+    except ValueError:
+        return None
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def derived_columns(kind: str, recorded_at: str, record: dict[str, Any]) -> dict[str, Any]:
+def derived_columns(
+    kind: str, recorded_at: str, record: dict[str, Any]
+) -> dict[str, Any]:
     """Compute the query columns of an entry from its record.
 
     The function is the single definition used both when appending and when
@@ -165,10 +185,7 @@ def derived_columns(kind: str, recorded_at: str, record: dict[str, Any]) -> dict
     source = record.get("source") if isinstance(record.get("source"), dict) else {}
     occurred_at = None
     if isinstance(record.get("occurred_at"), str):
-        try:
-            occurred_at = format_timestamp(parse_occurred_at(record["occurred_at"]))
-        except ValueError:
-            occurred_at = None
+        occurred_at = normalize_time(record["occurred_at"])
     confidence = record.get("confidence")
     target_seq = target.get("seq")
     return {

@@ -1,10 +1,10 @@
 """Log key files: Ed25519 private keys in encrypted PKCS#8 PEM files.
 
 A key file is written with mode 0600 from the moment it exists, and a file
-that group or others may access is rejected on load, as OpenSSH does for
-private keys. Keys are encrypted with a passphrase from the caller, usually
-from the GOVLEDGER_KEY_PASSPHRASE environment variable. An unencrypted key
-is written or loaded only on explicit request, with a logged warning.
+that group or others may access is rejected on load. Keys are encrypted
+with a passphrase from the caller, usually from the GOVLEDGER_KEY_PASSPHRASE
+environment variable. An unencrypted key is written or loaded only on
+explicit request, with a logged warning.
 """
 
 from __future__ import annotations
@@ -258,8 +258,8 @@ def load_private_key(
             (``key-file-unreadable``), too open (``key-file-too-open``), the
             passphrase is missing (``no-passphrase``) or wrong
             (``wrong-passphrase``), the key is unencrypted without
-            ``unsafe_unencrypted`` (``unencrypted-key``), or the file holds
-            no Ed25519 key (``malformed-key-file``).
+            ``unsafe_unencrypted`` (``unencrypted-key``), or the file
+            contains no Ed25519 key (``malformed-key-file``).
     """
     path = Path(path)
     data = _read_key_file(path)
@@ -269,7 +269,7 @@ def load_private_key(
         key = _load_unencrypted(path, data, unsafe_unencrypted)
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(
-            f"key file {path} holds a {type(key).__name__}; expected an "
+            f"key file {path} contains a {type(key).__name__}; expected an "
             "Ed25519 private key",
             reason="malformed-key-file",
         )

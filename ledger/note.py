@@ -5,8 +5,9 @@ signature lines of the form ``— <key name> base64(key ID || signature)``. The
 key ID is the first 4 bytes of SHA-256(key name || 0x0A || 0x01 || public key).
 Checkpoints (``ledger.checkpoints``) are signed notes whose text is a tree head.
 
-Parsing is strict: a note that a conforming verifier could read in two ways,
-or that carries a bad signature from a trusted key, is rejected as a whole.
+Parsing is strict. Control characters, non-canonical base64 and more than
+``MAX_SIGNATURES`` signature lines make a note malformed, and one bad
+signature from a trusted key rejects the whole note.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ ALGORITHM_ED25519 = 0x01
 
 # The signed-note spec requires verifiers to accept at least 16 signatures and
 # recommends a limit. 100 is the limit of the Go reference implementation
-# (golang.org/x/mod/sumdb/note), so notes that it opens also open here.
+# (golang.org/x/mod/sumdb/note), as its test vectors show.
 MAX_SIGNATURES = 100
 
 _SIGNATURE_PREFIX = "\u2014 "  # em dash U+2014, then a space
@@ -101,7 +102,9 @@ def _decode_base64(text: str) -> bytes | None:
     except (binascii.Error, ValueError):
         return None
     if base64.b64encode(raw).decode("ascii") != text:
-        # Non-zero padding bits: a second spelling of the same bytes.
+        # Non-zero padding bits spell the same bytes a second way.
+        # NOTE: some note implementations accept such base64, and their
+        # notes are rejected here.
         return None
     return raw
 
@@ -250,15 +253,15 @@ def format_verifier_key(name: str, public_key: Ed25519PublicKey) -> str:
 
 
 def _split_key_text(
-    text: str, kind: str, *, reason: str, show: bool
+    text: str, kind: str, *, reason: str, text_in_messages: bool
 ) -> tuple[str, int, bytes]:
     """Split ``name+hexkeyid+base64`` and return the name, key ID and key bytes.
 
     The key bytes are checked to be an Ed25519 key (type byte 0x01, then 32
-    bytes) but the key ID is not yet compared. ``show`` says whether the
-    text may appear in messages; a signer key is secret, so it must not.
+    bytes), but the key ID is not compared yet. A signer key is secret, so
+    its callers pass ``text_in_messages=False``.
     """
-    shown = f" {text!r}" if show else ""
+    shown = f" {text!r}" if text_in_messages else ""
     parts = text.split("+", 2)
     if len(parts) != 3:
         raise NoteError(
@@ -308,13 +311,15 @@ def parse_verifier_key(text: str) -> Verifier:
     supported.
 
     Raises:
-        NoteError: the key name is invalid, the key ID is not 8 lowercase hex
-            digits, the base64 is invalid, the type is not Ed25519, the key is
-            not 32 bytes, or the key ID does not match the name and key
-            (reason ``malformed-verifier-key``).
+        NoteError: the text is not a valid Ed25519 verifier key (reason
+            ``malformed-verifier-key``). The checks are: a valid key name,
+            8 lowercase hex digits of key ID, canonical base64, type 0x01,
+            a 32-byte key, and a key ID that matches the name and key.
     """
     reason = "malformed-verifier-key"
-    name, key_id, raw = _split_key_text(text, "verifier key", reason=reason, show=True)
+    name, key_id, raw = _split_key_text(
+        text, "verifier key", reason=reason, text_in_messages=True
+    )
     computed = ed25519_key_id(name, raw)
     if computed != key_id:
         raise NoteError(
@@ -346,7 +351,10 @@ def parse_signer_key(text: str) -> Signer:
             reason=reason,
         )
     name, key_id, seed = _split_key_text(
-        text[len(_PRIVATE_KEY_PREFIX) :], "signer key", reason=reason, show=False
+        text[len(_PRIVATE_KEY_PREFIX) :],
+        "signer key",
+        reason=reason,
+        text_in_messages=False,
     )
     signer = Signer(name=name, private_key=Ed25519PrivateKey.from_private_bytes(seed))
     if signer.key_id != key_id:
@@ -379,9 +387,9 @@ class Signature:
 class Note:
     """An opened signed note.
 
-    ``text`` ends in a newline. ``signatures`` verified with a trusted key;
-    ``unverified_signatures`` are from keys that the caller did not trust,
-    each kept once.
+    ``text`` ends in a newline. ``signatures`` are those that verified with
+    a trusted key, and ``unverified_signatures`` are those from keys that
+    the caller did not trust, each kept once.
     """
 
     text: str
@@ -392,7 +400,7 @@ class Note:
 class UnverifiedNoteError(NoteError):
     """A note is well formed but no signature in it is from a trusted key.
 
-    ``note`` holds the text and the signatures that could not be verified.
+    ``note`` contains the text and the signatures that could not be verified.
     """
 
     reason = "unknown-key"
@@ -405,8 +413,8 @@ class UnverifiedNoteError(NoteError):
 class VerifierList:
     """The trusted verifiers, looked up by key name and key ID.
 
-    Two verifiers with the same name and key ID make that key ambiguous;
-    this is an error only when a note carries a signature from it.
+    Two verifiers with the same name and key ID make that key ambiguous.
+    That is an error only when a note carries a signature from the key.
     """
 
     def __init__(self, verifiers: Iterable[Verifier]) -> None:
@@ -469,7 +477,7 @@ def _malformed(problem: str) -> NoteError:
     return NoteError(f"malformed note: {problem}", reason="malformed-note")
 
 
-def _check_note_characters(text: str, what: str) -> None:
+def _check_note_characters(text: str, part: str) -> None:
     """Raise unless ``text`` is valid UTF-8 text without control characters.
 
     C2SP signed-note allows no ASCII control character other than newline.
@@ -477,11 +485,11 @@ def _check_note_characters(text: str, what: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise _malformed(f"the {what} contains a lone surrogate") from None
+        raise _malformed(f"the {part} contains a lone surrogate") from None
     control = _CONTROL_CHARACTERS.search(text)
     if control is not None:
         raise _malformed(
-            f"the {what} contains the control character "
+            f"the {part} contains the control character "
             f"U+{ord(control.group()):04X} at offset {control.start()}; only "
             "newline (U+000A) is allowed"
         )

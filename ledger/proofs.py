@@ -78,7 +78,9 @@ def verify_proof_document(document: Any, verifier_key: str) -> dict[str, Any]:
         NoteError: ``verifier_key`` or the signed note is malformed.
     """
     if not isinstance(document, dict):
-        raise ProofError("a proof document must be a JSON object", reason="malformed-proof")
+        raise ProofError(
+            "a proof document must be a JSON object", reason="malformed-proof"
+        )
     verifier = parse_verifier_key(verifier_key)
     kind = document.get("type")
     if kind == "inclusion":

@@ -63,13 +63,9 @@ def parse_occurred_at(value: str) -> datetime:
     """
     match = _RFC3339.match(value)
     if match is None:
-        raise ValueError(
-            "must be an RFC 3339 timestamp such as 2026-01-01T10:00:00Z"
-        )
+        raise ValueError("must be an RFC 3339 timestamp such as 2026-01-01T10:00:00Z")
     if match.group("zone") is None:
-        raise ValueError(
-            "a time zone is required: add Z or an offset such as +01:00"
-        )
+        raise ValueError("a time zone is required: add Z or an offset such as +01:00")
     text = value.replace("z", "Z").replace("Z", "+00:00")
     fraction = match.group(1)
     if fraction and len(fraction) > 7:

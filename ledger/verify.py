@@ -126,14 +126,16 @@ class _Stop(Exception):
         self.fault = fault
 
 
-def _columns_of(entry_kind: str, recorded_at: str, record: dict[str, Any]) -> tuple[Any, ...]:
+def _columns_of(
+    entry_kind: str, recorded_at: str, record: dict[str, Any]
+) -> tuple[Any, ...]:
     derived = derived_columns(entry_kind, recorded_at, record)
     return tuple(derived[name] for name in _DERIVED_NAMES)
 
 
 def _parse_for_check(seq: int, body: bytes) -> Any:
     try:
-        return parse_entry(body)
+        return parse_entry(body, strict=False)
     except (GovLedgerError, ValueError) as error:
         raise _Stop(
             Fault(
@@ -153,7 +155,9 @@ class _ChainChecker:
         self.prev_hash = GENESIS_PREV
         self.pending: tuple[int, str, str] | None = None  # seq, stored, computed
 
-    def check(self, seq: int, stored: str, body: bytes, columns: tuple[Any, ...]) -> bytes:
+    def check(
+        self, seq: int, stored: str, body: bytes, columns: tuple[Any, ...]
+    ) -> bytes:
         if seq != self.expected_seq:
             raise _Stop(
                 Fault(
@@ -172,8 +176,7 @@ class _ChainChecker:
             raise _Stop(
                 Fault(
                     kind,
-                    f"entry {seq}: the row holds the body of entry {entry.seq}; "
-                    f"{what}",
+                    f"entry {seq}: the row holds the body of entry {entry.seq}; {what}",
                     seq=seq,
                     expected=str(seq),
                     actual=str(entry.seq),
@@ -186,7 +189,9 @@ class _ChainChecker:
         if entry.prev != self.prev_hash:
             self._fault_on_prev(seq, entry.prev)
         self._resolve_pending_with(entry.prev, seq)
-        if columns != _columns_of(entry.kind, entry.recorded_at, entry.record):
+        if self.pending is None and columns != _columns_of(
+            entry.kind, entry.recorded_at, entry.record
+        ):
             expected = _columns_of(entry.kind, entry.recorded_at, entry.record)
             for name, have, want in zip(_DERIVED_NAMES, columns, expected):
                 if have != want:
@@ -248,13 +253,18 @@ class _ChainChecker:
             )
         )
 
-    def finish(self, head_hash: str) -> None:
+    def finish(self, reference_hash: str) -> None:
+        """Raise the pending hash fault, if any.
+
+        ``reference_hash`` is the original hash of the pending entry as some
+        later record shows it: the next entry's ``prev`` or the chain head.
+        """
         if self.pending is None:
             return
         pending_seq, stored, computed = self.pending
-        if head_hash == stored:
+        if reference_hash == stored:
             kind, expected, actual = "body-changed", stored, computed
-            what = "body changed; the chain head still records the old hash"
+            what = "body changed; the chain still links to the old hash"
         else:
             kind, expected, actual = "hash-changed", computed, stored
             what = "stored hash does not match the body"
@@ -332,8 +342,7 @@ def _check_stored_checkpoint(
         raise _Stop(
             Fault(
                 "checkpoint-signature-invalid",
-                f"stored checkpoint of tree size {checkpoint.tree_size}: "
-                f"{error}",
+                f"stored checkpoint of tree size {checkpoint.tree_size}: {error}",
                 seq=checkpoint.tree_size,
             )
         ) from None
@@ -360,9 +369,7 @@ def _check_stored_checkpoint(
         )
 
 
-def _open_trusted(
-    note: str, verifiers: Sequence[Any], origin: str
-) -> Any:
+def _open_trusted(note: str, verifiers: Sequence[Any], origin: str) -> Any:
     from .checkpoints import open_checkpoint
 
     try:
@@ -450,26 +457,44 @@ def verify_ledger(
                 _check_trusted_root(trusted, tree)
                 result.trusted_checkpoint_consistent = True
 
+        def advance(new_leaves: list[bytes]) -> None:
+            # A tree or checkpoint fault caused by an entry whose hash does
+            # not match its body is reported as that entry's fault.
+            try:
+                tree.add(new_leaves)
+                settle_checkpoints()
+            except _Stop:
+                if chain.pending is not None:
+                    chain.finish(_reference_hash(ledger, chain.pending[0], head))
+                raise
+
         settle_checkpoints()
         leaves: list[bytes] = []
-        for seq, stored, body, columns in ledger.iter_raw():
+        for seq, stored, body, columns in ledger.iter_raw(end=head.size):
             leaves.append(chain.check(seq, stored, body, columns))
-            # Feed the tree leaf by leaf up to the next checkpoint boundary.
-            if _boundary(pending_checkpoints, position, trusted, tree.size + len(leaves)):
-                tree.add(leaves)
-                leaves = []
-                settle_checkpoints()
-            elif len(leaves) >= 5000:
-                tree.add(leaves)
+            boundary = _boundary(
+                pending_checkpoints, position, trusted, tree.size + len(leaves)
+            )
+            if boundary or len(leaves) >= 5000:
+                advance(leaves)
                 leaves = []
                 if progress:
                     progress(chain.expected_seq)
-        tree.add(leaves)
-        settle_checkpoints()
+        advance(leaves)
         if progress:
             progress(chain.expected_seq)
         chain.finish(head.head_hash)
         result.entries_checked = chain.expected_seq
+        beyond = _rows_from(ledger, head.size)
+        if beyond:
+            raise _Stop(
+                Fault(
+                    "entry-inserted",
+                    f"{beyond} rows with seq {head.size} or more were inserted "
+                    f"behind the chain head, which records {head.size} entries",
+                    seq=head.size,
+                )
+            )
         if chain.expected_seq != head.size:
             if chain.expected_seq < head.size:
                 raise _Stop(
@@ -500,6 +525,19 @@ def verify_ledger(
                     actual=chain.prev_hash,
                 )
             )
+        stored_peaks = bytes(head.peaks or b"")
+        rebuilt_peaks = b"".join(node for _, _, node in tree.peaks)
+        if stored_peaks and stored_peaks != rebuilt_peaks:
+            raise _Stop(
+                Fault(
+                    "head-mismatch",
+                    "the chain head's stored tree peaks differ from the peaks "
+                    "rebuilt from the entries; the head row was altered",
+                    seq=head.size,
+                    expected=rebuilt_peaks.hex(),
+                    actual=stored_peaks.hex(),
+                )
+            )
         result.chain_intact = True
         result.merkle_intact = True
         result.checkpoints_valid = True
@@ -513,6 +551,29 @@ def verify_ledger(
         result.fault = stop.fault
         result.entries_checked = max(result.entries_checked, 0)
     return result
+
+
+def _rows_from(ledger: Ledger, seq: int) -> int:
+    from sqlalchemy import func
+
+    from .store import EntryRow
+
+    with ledger.engine.connect() as connection:
+        return int(
+            connection.execute(
+                select(func.count()).select_from(EntryRow).where(EntryRow.seq >= seq)
+            ).scalar_one()
+        )
+
+
+def _reference_hash(ledger: Ledger, seq: int, head: Any) -> str:
+    """Return entry ``seq``'s original hash as the next entry or the head records it."""
+    for _next_seq, _stored, body, _columns in ledger.iter_raw(seq + 1, seq + 2):
+        try:
+            return str(json.loads(body).get("prev"))
+        except (ValueError, AttributeError):
+            break
+    return str(head.head_hash)
 
 
 def _boundary(

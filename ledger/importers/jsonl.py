@@ -1,22 +1,17 @@
-"""Importers: turn export files of annotation tools into input records.
-
-Every importer sets ``source = {"system", "ref"}`` from the source's own ids,
-so that ``Ledger.append_many(..., skip_known_sources=True)`` appends nothing
-when the same file is imported again.
-"""
+"""Importers of JSON Lines files: input records and Prodigy exports."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .canonical import parse_json
-from .errors import CanonicalJSONError, RecordError
+from ..canonical import parse_json
+from ..errors import CanonicalJSONError, RecordError
 
-__all__ = ["IMPORTERS", "read_prodigy", "read_records"]
+__all__ = ["read_prodigy", "read_records"]
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -56,7 +51,7 @@ def _prodigy_time(value: Any, number: int, index: int) -> str:
             errors=[{"field": "_timestamp", "problem": "must be a Unix time"}],
             index=index,
         )
-    moment = datetime.fromtimestamp(value, tz=timezone.utc)
+    moment = datetime.fromtimestamp(value, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -122,9 +117,3 @@ def read_prodigy(path: Path, *, dataset: str | None = None) -> Iterator[Any]:
             "label": label,
         }
         yield record
-
-
-IMPORTERS: dict[str, Callable[[Path], Iterator[Any]]] = {
-    "records": read_records,
-    "prodigy": read_prodigy,
-}

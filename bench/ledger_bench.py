@@ -1,0 +1,180 @@
+"""Benchmark the ledger core against raw sqlite3 + hashlib in the same run.
+
+Three ratios, each govledger's rate divided by the baseline's rate:
+
+- append_many: 100k decision records in one call, against raw sqlite3
+  hashing the same canonical bytes and inserting the same rows (same
+  table and indexes) in one transaction;
+- verify: a full ``verify``, against raw sqlite3 reading every row and
+  recomputing the same SHA-256;
+- single appends: durable one-record appends, against raw sqlite3 inserts
+  committed one transaction each, with the same WAL and synchronous=FULL.
+
+Run: ``.venv/bin/python bench/ledger_bench.py [--records N] [--singles N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from ledger import Ledger, LedgerConfig
+
+GOALS = {
+    "append_many": 0.35,
+    "append_signed": 0.35,
+    "verify": 0.5,
+    "single_append": 0.5,
+}
+
+
+def make_records(count: int) -> list[dict]:
+    """Build ``count`` decision records like a model server would send."""
+    return [
+        {
+            "kind": "decision",
+            "actor": "svc:credit-model",
+            "occurred_at": "2026-03-01T12:00:00Z",
+            "item": {"dataset": "applications-2026", "id": f"app-{i}"},
+            "model": {"name": "credit-risk", "version": "4.2.0"},
+            "output": "approve" if i % 3 else "refer",
+            "confidence": round(0.5 + (i % 500) / 1000, 3),
+            "threshold": 0.8,
+        }
+        for i in range(count)
+    ]
+
+
+def entries_schema(ledger_path: Path) -> list[str]:
+    """Return the DDL of the ledger's entries table and its indexes."""
+    with sqlite3.connect(ledger_path) as source:
+        return [
+            sql
+            for (sql,) in source.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'entries' "
+                "AND type IN ('table', 'index') AND sql IS NOT NULL"
+            )
+        ]
+
+
+def raw_connection(path: Path, schema: list[str]) -> sqlite3.Connection:
+    """Open a raw sqlite3 database with the same entries table and indexes."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = FULL")
+    for statement in schema:
+        connection.execute(statement)
+    return connection
+
+
+def raw_insert(
+    connection: sqlite3.Connection, rows: list[tuple], columns: list[str]
+) -> None:
+    """Hash each body and insert the same rows the ledger inserted."""
+    marks = ", ".join("?" for _ in columns)
+    statement = f"INSERT INTO entries ({', '.join(columns)}) VALUES ({marks})"
+    hashed = [
+        (row[0], hashlib.sha256(b"\x00" + row[2]).hexdigest(), *row[2:])
+        for row in rows
+    ]
+    connection.execute("BEGIN")
+    connection.executemany(statement, hashed)
+    connection.execute("COMMIT")
+
+
+def raw_verify(connection: sqlite3.Connection) -> int:
+    count = 0
+    for _seq, stored, body in connection.execute(
+        "SELECT seq, entry_hash, body FROM entries ORDER BY seq"
+    ):
+        if hashlib.sha256(b"\x00" + body).hexdigest() != stored:
+            raise AssertionError("raw verify mismatch")
+        count += 1
+    return count
+
+
+def stored_rows(ledger_path: Path, count: int) -> tuple[list[str], list[tuple]]:
+    """Read back the first ``count`` entry rows exactly as the ledger stored them."""
+    with sqlite3.connect(ledger_path) as source:
+        cursor = source.execute(
+            "SELECT * FROM entries WHERE seq < ? ORDER BY seq", (count,)
+        )
+        columns = [description[0] for description in cursor.description]
+        return columns, cursor.fetchall()
+
+
+def timed(function, *args):
+    start = time.perf_counter()
+    result = function(*args)
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--singles", type=int, default=300)
+    parser.add_argument(
+        "--signed", type=int, default=20_000, help="records for the signed run"
+    )
+    args = parser.parse_args()
+    os.environ.setdefault("GOVLEDGER_KEY_PASSPHRASE", "bench-only")
+    records = make_records(args.records)
+    with tempfile.TemporaryDirectory() as directory:
+        workdir = Path(directory)
+        config = LedgerConfig(key_dir=workdir / "keys", checkpoint_every=0,
+                              checkpoint_interval_s=0)
+        ledger = Ledger.create(
+            f"sqlite:///{workdir / 'ledger.db'}", origin="bench.example/ledger",
+            config=config,
+        )
+        ledger_time, _ = timed(
+            lambda: ledger.append_many(records, sign_receipts=False)
+        )
+        signed_records = make_records(args.signed)
+        signed_time, _ = timed(ledger.append_many, signed_records)
+        schema = entries_schema(workdir / "ledger.db")
+        columns, rows = stored_rows(workdir / "ledger.db", args.records)
+        raw = raw_connection(workdir / "raw.db", schema)
+        raw_time, _ = timed(raw_insert, raw, rows, columns)
+
+        ledger.make_checkpoint()
+        verify_time, result = timed(ledger.verify)
+        assert result.ok, result.fault
+        raw_verify_time, _ = timed(raw_verify, raw)
+
+        singles = make_records(args.singles)
+        single_time, _ = timed(lambda: [ledger.append(r) for r in singles])
+        raw_single = raw_connection(workdir / "raw-single.db", schema)
+
+        def raw_singles() -> None:
+            for row in rows[: args.singles]:
+                raw_insert(raw_single, [row], columns)
+
+        raw_single_time, _ = timed(raw_singles)
+        ledger.close()
+
+    n, s = args.records, args.singles
+    rows = [
+        ("append_many", n / ledger_time, n / raw_time),
+        ("append_signed", args.signed / signed_time, n / raw_time),
+        ("verify", (n + args.signed) / verify_time, n / raw_verify_time),
+        ("single_append", s / single_time, s / raw_single_time),
+    ]
+    print(f"records: {n} decisions, single appends: {s}")
+    print(f"{'operation':<15}{'govledger/s':>14}{'raw/s':>14}{'ratio':>8}{'goal':>7}")
+    for name, ours, baseline in rows:
+        ratio = ours / baseline
+        mark = "ok" if ratio >= GOALS[name] else "MISSED"
+        print(
+            f"{name:<15}{ours:>14,.0f}{baseline:>14,.0f}{ratio:>8.2f}"
+            f"{GOALS[name]:>7.2f} {mark}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Figures for the audit pack's charts, gathered in one pass over the entries.
+
+The figures describe the entries of the pack's period: decisions per day,
+how many decisions a human reviewed, how often reviewers overrode the
+model, the confidence of decisions, and how often annotators of the same
+item agreed. They illustrate the evidence; the control statuses come from
+policy evaluation, not from here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.canonical import canonical_bytes
+
+__all__ = [
+    "CONFIDENCE_BINS",
+    "OVERRIDE_VERDICTS",
+    "VERDICTS",
+    "ScopeStatistics",
+]
+
+CONFIDENCE_BINS = 10
+VERDICTS = ("accept", "reject", "correct", "escalate")
+# A review overrides the model when it rejects or corrects the output.
+OVERRIDE_VERDICTS = frozenset({"reject", "correct"})
+
+
+@dataclass
+class ScopeStatistics:
+    """Running figures over the entries of a period, fed in seq order.
+
+    Memory grows with the number of decisions (to match reviews to them)
+    and of annotated items (to compare annotators), not with entry size.
+    """
+
+    entries: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    decisions_per_day: Counter[str] = field(default_factory=Counter)
+    confidence_bins: list[int] = field(default_factory=lambda: [0] * CONFIDENCE_BINS)
+    verdicts: Counter[str] = field(default_factory=Counter)
+    _decision_seqs: dict[str, int] = field(default_factory=dict)
+    _reviewed: set[int] = field(default_factory=set)
+    _labels: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
+
+    def add(self, seq: int, entry_hash: str, entry: dict[str, Any]) -> None:
+        """Count one entry: ``entry`` is the parsed entry object."""
+        self.entries += 1
+        kind = entry["kind"]
+        record = entry["record"]
+        self.kinds[kind] += 1
+        if kind == "decision":
+            self._add_decision(seq, entry_hash, entry["recorded_at"], record)
+        elif kind == "review":
+            self._add_review(record)
+        elif kind == "annotation":
+            self._add_annotation(record)
+
+    def _add_decision(
+        self, seq: int, entry_hash: str, recorded_at: str, record: dict[str, Any]
+    ) -> None:
+        self._decision_seqs[entry_hash] = seq
+        self.decisions_per_day[recorded_at[:10]] += 1
+        confidence = record.get("confidence")
+        if isinstance(confidence, (int, float)) and not isinstance(confidence, bool):
+            if 0 <= confidence <= 1:
+                index = min(int(confidence * CONFIDENCE_BINS), CONFIDENCE_BINS - 1)
+                self.confidence_bins[index] += 1
+
+    def _add_review(self, record: dict[str, Any]) -> None:
+        verdict = record.get("verdict")
+        if isinstance(verdict, str):
+            self.verdicts[verdict] += 1
+        target = record.get("target")
+        if not isinstance(target, dict):
+            return
+        seq = target.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            self._reviewed.add(seq)
+        elif isinstance(target.get("entry_hash"), str):
+            reviewed = self._decision_seqs.get(target["entry_hash"])
+            if reviewed is not None:
+                self._reviewed.add(reviewed)
+
+    def _add_annotation(self, record: dict[str, Any]) -> None:
+        item = record.get("item")
+        actor = record.get("actor")
+        if not isinstance(item, dict) or not isinstance(actor, str):
+            return
+        key = (str(item.get("dataset", "")), str(item.get("id", "")))
+        # A later annotation by the same annotator replaces the earlier one.
+        self._labels.setdefault(key, {})[actor] = canonical_bytes(record.get("label"))
+
+    @property
+    def decisions(self) -> int:
+        """The number of decisions in the period."""
+        return self.kinds["decision"]
+
+    @property
+    def reviewed_decisions(self) -> int:
+        """Decisions of the period that a review in the period targets."""
+        return len(self._reviewed.intersection(self._decision_seqs.values()))
+
+    @property
+    def reviews(self) -> int:
+        """The number of reviews in the period."""
+        return self.kinds["review"]
+
+    @property
+    def overrides(self) -> int:
+        """Reviews that rejected or corrected the reviewed output."""
+        return sum(self.verdicts[verdict] for verdict in OVERRIDE_VERDICTS)
+
+    def agreement(self) -> tuple[int, int, int, int]:
+        """Return (items agreed, items disagreed, agreeing pairs, pairs).
+
+        Only items labelled by two or more annotators count. Two annotators
+        agree when their latest labels have the same canonical JSON.
+        """
+        agreed = disagreed = agreeing_pairs = pairs = 0
+        for labels in self._labels.values():
+            if len(labels) < 2:
+                continue
+            counts = Counter(labels.values())
+            total = len(labels)
+            pairs += total * (total - 1) // 2
+            agreeing_pairs += sum(n * (n - 1) // 2 for n in counts.values())
+            if len(counts) == 1:
+                agreed += 1
+            else:
+                disagreed += 1
+        return agreed, disagreed, agreeing_pairs, pairs
+
+    def summary(self) -> dict[str, Any]:
+        """Return the headline figures as JSON-ready data."""
+        agreed, disagreed, agreeing_pairs, pairs = self.agreement()
+        return {
+            "entries": self.entries,
+            "kinds": dict(sorted(self.kinds.items())),
+            "decisions": self.decisions,
+            "reviewed_decisions": self.reviewed_decisions,
+            "review_coverage": _ratio(self.reviewed_decisions, self.decisions),
+            "reviews": self.reviews,
+            "overrides": self.overrides,
+            "override_rate": _ratio(self.overrides, self.reviews),
+            "items_multiply_annotated": agreed + disagreed,
+            "items_agreed": agreed,
+            "pairwise_agreement": _ratio(agreeing_pairs, pairs),
+        }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return None if whole == 0 else part / whole
