@@ -765,6 +765,149 @@ def check_commitment_command(
     raise SystemExit(EXIT_VERIFY_FAILED)
 
 
+# -- HTTP service and API tokens ----------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+)
+@click.option(
+    "--port",
+    default=8600,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes; each has its own group-commit writer.",
+)
+@click.option(
+    "--max-body-bytes",
+    default=1024 * 1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest request body in bytes; a larger one gets 413.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Level of the service's log on standard error (--verbose: debug).",
+)
+@pass_context
+def serve(
+    ctx: Context,
+    host: str,
+    port: int,
+    workers: int,
+    max_body_bytes: int,
+    log_level: str,
+) -> None:
+    """Run the HTTP service until interrupted (FastAPI under uvicorn)."""
+    import uvicorn
+
+    from ledger.service import create_app, logging_config
+
+    log_config = logging_config("DEBUG" if ctx.verbose else log_level.upper())
+    if workers == 1:
+        app = create_app(ctx.db, ctx.config(), max_body_bytes=max_body_bytes)
+        uvicorn.run(app, host=host, port=port, log_config=log_config)
+        return
+    # Fail here, before any worker starts, if the ledger or its key is wrong.
+    with ctx.open() as ledger:
+        ledger.signer()
+    os.environ["GOVLEDGER_DB"] = ctx.db
+    if ctx.key_dir is not None:
+        os.environ["GOVLEDGER_KEY_DIR"] = str(ctx.key_dir)
+    os.environ["GOVLEDGER_MAX_BODY_BYTES"] = str(max_body_bytes)
+    uvicorn.run(
+        "ledger.service:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_config=log_config,
+    )
+
+
+def _token_roles() -> list[str]:
+    from ledger.tokens import ROLES
+
+    return list(ROLES)
+
+
+@cli.group()
+def tokens() -> None:
+    """Create, list and revoke API tokens of the HTTP service."""
+
+
+@tokens.command(name="create")
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(_token_roles()),
+    required=True,
+    help="appender: append only; auditor: read, proofs, verify; officer: auditor "
+    "plus evaluation and reports; admin: everything, including tokens.",
+)
+@pass_context
+def tokens_create(ctx: Context, name: str, role: str) -> None:
+    """Create a token and print it once; the ledger keeps only its SHA-256."""
+    from ledger.tokens import create_token
+
+    with ctx.open() as ledger:
+        info, token = create_token(ledger, name=name, role=role)
+    if ctx.as_json:
+        ctx.emit({**info.to_dict(), "token": token}, "")
+        return
+    click.echo(token)
+    click.echo(
+        f"created API token {info.id} ({info.name}, role {info.role}); it is "
+        "shown only this once",
+        err=True,
+    )
+
+
+@tokens.command(name="list")
+@pass_context
+def tokens_list(ctx: Context) -> None:
+    """List every API token: id, role, creation and revocation time, name."""
+    from ledger.tokens import list_tokens
+
+    with ctx.open() as ledger:
+        infos = list_tokens(ledger)
+    ctx.emit(
+        [info.to_dict() for info in infos],
+        lambda: "\n".join(
+            f"{info.id}  {info.role:<8}  {info.created_at}  "
+            f"{info.revoked_at or 'active':<27}  {info.name}"
+            for info in infos
+        )
+        or "no API tokens",
+    )
+
+
+@tokens.command(name="revoke")
+@click.argument("token_id", metavar="ID")
+@pass_context
+def tokens_revoke(ctx: Context, token_id: str) -> None:
+    """Revoke the token ID; every service process rejects it from its next use."""
+    from ledger.tokens import revoke_token
+
+    with ctx.open() as ledger:
+        info = revoke_token(ledger, token_id)
+    ctx.emit(
+        info.to_dict(),
+        f"revoked API token {info.id} ({info.name}) at {info.revoked_at}",
+    )
+
+
 def main() -> None:
     """Run the CLI with govledger's error handling and exit codes."""
     verbose = "--verbose" in sys.argv or "-v" in sys.argv

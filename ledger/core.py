@@ -743,16 +743,24 @@ class Ledger:
         return found
 
     def _retarget(self, item: _Prepared, seq: int) -> _Prepared:
-        """Replace the placeholder target of a prepared review with ``seq``."""
+        """Replace the placeholder target of a prepared review with ``seq``.
+
+        The record was validated with a placeholder seq, and every seq >= 0
+        passes the schema, so it is not validated again.
+        """
+        from .records import Target
+
         index = item.target_source.index if item.target_source else None
-        record = {
-            "kind": item.checked.kind,
-            **item.checked.body,
-            "target": {"seq": seq},
-        }
-        if item.checked.personal:
-            record["personal"] = item.checked.personal
-        checked = validate_record(record, index=index)
+        model = item.checked.model
+        checked = replace(
+            item.checked,
+            body={**item.checked.body, "target": {"seq": seq}},
+            model=(
+                None
+                if model is None
+                else model.model_copy(update={"target": Target(seq=seq)})
+            ),
+        )
         stored = json.loads(item.record_bytes)
         stored["target"] = {"seq": seq}
         return _Prepared(
@@ -982,7 +990,7 @@ class Ledger:
             if not rows:
                 return
             for row in rows:
-                yield row[0], row[1], bytes(row[2]), tuple(row[3:])
+                yield row[0], row[1], _as_bytes(row[2]), tuple(row[3:])
             last = rows[-1][0]
 
     def entries(
@@ -1335,6 +1343,13 @@ _LOCK_HEAD_SQL = (
     "SELECT id, origin, schema_version, size, head_hash, last_recorded_at, "
     "created_at, peaks FROM chain_head WHERE id = 1"
 )
+
+
+def _as_bytes(value: Any) -> bytes:
+    """Return a stored body as bytes, even if someone rewrote it as text."""
+    if isinstance(value, str):
+        return value.encode("utf-8", errors="surrogateescape")
+    return bytes(value)
 
 
 def _execute_driver_sql(

@@ -471,7 +471,16 @@ def verify_ledger(
         settle_checkpoints()
         leaves: list[bytes] = []
         for seq, stored, body, columns in ledger.iter_raw(end=head.size):
-            leaves.append(chain.check(seq, stored, body, columns))
+            try:
+                leaves.append(chain.check(seq, stored, body, columns))
+            except (TypeError, ValueError, AttributeError) as error:
+                raise _Stop(
+                    Fault(
+                        "body-changed",
+                        f"entry {seq}: the stored row is corrupt ({error})",
+                        seq=seq,
+                    )
+                ) from None
             boundary = _boundary(
                 pending_checkpoints, position, trusted, tree.size + len(leaves)
             )

@@ -182,9 +182,7 @@ def _describe(error: Any, where: str) -> str:
         section = "[policy]"
     key = ".".join(str(part) for part in location) or "(table)"
     if error["type"] == "extra_forbidden":
-        return (
-            f"{where}: {section} {key}: unknown key; valid keys are {_key_names()}"
-        )
+        return f"{where}: {section} {key}: unknown key; valid keys are {_key_names()}"
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{where}: {section} {key}: {message}; fix the value"
 
@@ -243,8 +241,7 @@ def load_policy_file(path: Path) -> PolicyConfig:
     retention = document.get("retention", {})
     if not isinstance(policy, dict) or not isinstance(retention, dict):
         raise InputError(
-            f"{path}: policy and retention must be TOML tables ([policy], "
-            "[retention])",
+            f"{path}: policy and retention must be TOML tables ([policy], [retention])",
             reason="invalid-policy",
         )
     if "retention" in policy:
@@ -296,8 +293,8 @@ def _changed_keys(old: PolicyConfig, new: PolicyConfig) -> list[str]:
     changed = [
         name
         for name in after
-        if name != "retention" and canonical_bytes(after[name])
-        != canonical_bytes(before[name])
+        if name != "retention"
+        and canonical_bytes(after[name]) != canonical_bytes(before[name])
     ]
     changed += [
         f"retention.{kind}"

@@ -44,7 +44,10 @@ class Chart:
 
 
 def _nice_ceiling(value: float) -> float:
-    """Round ``value`` up to 1, 2 or 5 times a power of ten (at least 1)."""
+    """Round ``value`` up to 1, 2 or 5 times a power of ten; at least 1.
+
+    Charts count things, so a gridline step below 1 would label fractions.
+    """
     if value <= 1:
         return 1.0
     exponent = math.floor(math.log10(value))
@@ -105,16 +108,16 @@ def bar_chart(
         parts.append("</svg>")
         return Markup("".join(parts))
 
-    top = _nice_ceiling(max(values))
-    for step in range(1, 5):
-        y = base - plot_height * step / 4
+    step = _nice_ceiling(max(values) / 4)
+    ticks = max(1, math.ceil(max(values) / step))
+    top = step * ticks
+    for tick in range(1, ticks + 1):
+        y = base - plot_height * tick / ticks
         parts.append(
             f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_WIDTH - _RIGHT}" y2="{y:.1f}" '
             f'stroke="{_GRID}" stroke-width="0.5"/>'
         )
-        parts.append(
-            _text(_LEFT - 4, y + 3, value_format(top * step / 4), anchor="end")
-        )
+        parts.append(_text(_LEFT - 4, y + 3, value_format(step * tick), anchor="end"))
     parts.append(_text(_LEFT - 4, base + 3, value_format(0), anchor="end"))
     parts.append(
         f'<text x="10" y="{_TOP + plot_height / 2:.1f}" font-family="{_FONT}" '

@@ -91,9 +91,9 @@ def read_decisions_csv(
       is the import time (``now``): the log does not say when the truth
       became known, and the ledger learned it at the import.
     - A row whose truth cell is empty gets no review.
-    - ``model`` is ``NAME@VERSION``; ``dataset`` names the items' dataset
-      (default: the file name's stem); ``threshold`` is the decision
-      threshold in [0, 1] recorded on every decision.
+    - ``model`` is ``NAME@VERSION``. ``dataset`` names the items' dataset
+      (default: the file name's stem). ``threshold``, the decision threshold
+      in [0, 1], is recorded on every decision.
 
     The source ref of a decision is ``NAME@VERSION/DATASET/ID`` and that of
     its review the same with ``/ground-truth``: ids repeat across model
@@ -294,7 +294,7 @@ def _score(text: str, where: str, column: str) -> float:
         raise input_error(
             where,
             column,
-            f"score {text!r} is outside [0, 1]; the ledger records "
+            f"score {text!r} is outside [0, 1], because the ledger records "
             "confidence as a probability",
         )
     return value

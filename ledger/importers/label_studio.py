@@ -73,9 +73,9 @@ def read_label_studio(
       prediction the annotation started from (``parent_prediction``). The
       per-region ``origin`` (``prediction``, ``prediction-changed``,
       ``manual``) stays inside ``result``.
-    - A review with ``accepted: false`` rejects the annotation; an accepted
-      one with a non-empty ``result`` corrects it (the reviewer's result is
-      the correction); any other accepted one accepts it.
+    - A review with ``accepted: false`` rejects the annotation. An accepted
+      review with a non-empty ``result`` corrects it, with the reviewer's
+      result as the correction, and any other accepted review accepts it.
 
     Raises:
         RecordError: the file is not JSON, not a Label Studio JSON export,
@@ -104,7 +104,7 @@ def read_label_studio(
 
 
 class _ExportReader:
-    """Turns the tasks of one export into records; holds the options."""
+    """A reader of the tasks of one export, with the import options."""
 
     def __init__(
         self,
@@ -167,9 +167,9 @@ class _ExportReader:
     ) -> list[tuple[str, dict[str, Any]]]:
         """List the task's predictions, with those only embedded in annotations.
 
-        An annotation carries a copy of the prediction it started from; one
-        missing from the task's list is still recorded, so that the
-        annotation's ``prediction`` link names an entry in the ledger.
+        An annotation carries a copy of the prediction it started from. A
+        copy whose prediction is missing from the task's list is recorded
+        too, so that the annotation's ``prediction`` link names an entry.
         """
         found: list[tuple[str, dict[str, Any]]] = []
         seen: set[int] = set()
@@ -201,10 +201,10 @@ class _ExportReader:
         version = prediction.get("model_version")
         if version is None or version == "":
             version = _UNKNOWN_MODEL_VERSION
+        elif isinstance(version, int) and not isinstance(version, bool):
+            version = str(version)
         elif not isinstance(version, str):
-            version = str(version) if isinstance(version, int) else None
-            if version is None:
-                raise input_error(where, "model_version", "must be text")
+            raise input_error(where, "model_version", f"must be text, got {version!r}")
         score = prediction.get("score")
         record: dict[str, Any] = {
             "kind": "decision",
@@ -228,8 +228,8 @@ class _ExportReader:
             raise input_error(
                 where,
                 "score",
-                f"must be within [0, 1], got {score!r}; the "
-                "ledger records confidence as a probability",
+                f"must be within [0, 1], got {score!r}, because the ledger "
+                "records confidence as a probability",
             )
         else:
             record["confidence"] = score

@@ -1,0 +1,1338 @@
+"""The evidence layer: SQL aggregates over the ledger's tables for policy checks.
+
+Checks never read entries one by one. Each question (how many decisions
+needed review, how many were reviewed in time, the label coincidences of an
+inter-annotator agreement, ...) is one SQLAlchemy Core statement that runs
+the same on SQLite and PostgreSQL and returns counts, so an evaluation
+issues a bounded number of statements whatever the size of the ledger.
+Findings cite at most ``SAMPLE_SIZE`` seqs each, read by bounded queries.
+
+Every statement is scoped to the first ``tree_size`` entries, so an
+evaluation describes one ledger state even while appends go on, and most
+are scoped to a period on ``recorded_at`` (RFC 3339 UTC text, which sorts
+in time order; start inclusive, end exclusive).
+
+Record fields that have no derived column (a label, a verdict, an
+explanation) are read from the entry's canonical bytes with the database's
+JSON functions: ``json_extract`` on SQLite, the ``json`` type on
+PostgreSQL, whose ``#>`` operator returns the member's text verbatim.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import (
+    Float,
+    Integer,
+    Text,
+    and_,
+    case,
+    cast,
+    distinct,
+    exists,
+    extract,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSON, TIMESTAMP
+from sqlalchemy.engine import Connection, Result
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.selectable import FromClause
+
+from ledger.canonical import canonical_bytes
+from ledger.entries import format_timestamp
+from ledger.errors import InputError, StoreError
+from ledger.records import parse_occurred_at
+from ledger.store import CheckpointRow, EntryRow, PersonalValue
+
+from .config import PolicyConfig
+
+if TYPE_CHECKING:
+    from ledger import Ledger
+
+__all__ = [
+    "CONFIDENCE_BINS",
+    "SAMPLE_SIZE",
+    "ActorCount",
+    "ClockSkew",
+    "Coincidences",
+    "DriftCounts",
+    "DriftWindows",
+    "Erasures",
+    "Evidence",
+    "Explanations",
+    "KindCount",
+    "ModelOverrides",
+    "Oversight",
+    "Period",
+    "Provenance",
+    "Retention",
+    "ReviewPair",
+    "Traceability",
+    "parse_time_bound",
+]
+
+logger = logging.getLogger(__name__)
+
+# Seqs cited per finding; a finding's ``count`` gives the full number.
+SAMPLE_SIZE = 10
+# Equal-width bins of decision confidence over [0, 1] for drift (PSI).
+CONFIDENCE_BINS = 10
+# Days per year when retention years become a cut-off time (Gregorian mean).
+DAYS_PER_YEAR = 365.2425
+
+ENTRIES = EntryRow.__table__
+PERSONAL_VALUES = PersonalValue.__table__
+CHECKPOINTS = CheckpointRow.__table__
+
+# Time zone-aware RFC 3339 date-time, the only text cast to a timestamp.
+_RFC3339_PG = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+_RFC3339_GLOB = (
+    "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]*"
+)
+_JSON_KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+T = TypeVar("T")
+
+
+def parse_time_bound(value: str | datetime | None, name: str) -> str | None:
+    """Normalise a period bound to RFC 3339 UTC text with microseconds.
+
+    Accepts a timezone-aware ``datetime``, RFC 3339 text with a time zone,
+    or a date ``YYYY-MM-DD`` (midnight UTC).
+
+    Raises:
+        InputError: the value is not such a time; the message names ``name``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InputError(
+                f"{name}: {value.isoformat()} has no time zone; give an aware time",
+                reason="invalid-time",
+            )
+        return format_timestamp(value)
+    text = value.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        text += "T00:00:00Z"
+    try:
+        return format_timestamp(parse_occurred_at(text))
+    except ValueError as error:
+        raise InputError(
+            f"{name}: {value!r} is not a time: {error}; use 2026-01-31 or "
+            "2026-01-31T00:00:00Z",
+            reason="invalid-time",
+        ) from None
+
+
+def _parse_stored_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Period:
+    """The evaluated period on ``recorded_at``: start inclusive, end exclusive."""
+
+    start: str | None = None
+    end: str | None = None
+
+    @classmethod
+    def from_bounds(
+        cls, start: str | datetime | None, end: str | datetime | None
+    ) -> Period:
+        """Build a period from user bounds.
+
+        Raises:
+            InputError: a bound is not a time, or start is not before end.
+        """
+        period = cls(parse_time_bound(start, "start"), parse_time_bound(end, "end"))
+        if period.start and period.end and period.start >= period.end:
+            raise InputError(
+                f"the period start {period.start} is not before its end "
+                f"{period.end}; give --from earlier than --to",
+                reason="invalid-period",
+            )
+        return period
+
+
+@dataclass(frozen=True)
+class KindCount:
+    """Entries of one kind in the period, with their seq and time span."""
+
+    kind: str
+    entries: int
+    first_seq: int
+    last_seq: int
+    first_recorded_at: str
+    last_recorded_at: str
+
+
+@dataclass(frozen=True)
+class ActorCount:
+    """Entries in the period by one actor id, exactly as recorded."""
+
+    actor: str | None
+    entries: int
+
+
+@dataclass(frozen=True)
+class Oversight:
+    """Decisions in the period that needed human review, and their reviews.
+
+    Delays are in seconds: the first human review's ``occurred_at`` minus
+    the decision's ``recorded_at``. ``overdue`` decisions have no human
+    review and their deadline has passed at evaluation time; ``pending``
+    ones have none but are still within it.
+    """
+
+    decisions: int
+    low_confidence: int
+    adverse: int
+    needing_review: int
+    reviewed: int
+    reviewed_by_service_only: int
+    within_deadline: int
+    late: int
+    overdue: int
+    pending: int
+    max_delay_s: float | None
+    mean_delay_s: float | None
+
+
+@dataclass(frozen=True)
+class ModelOverrides:
+    """Human-reviewed decisions of one model version and how many were overridden."""
+
+    model_name: str | None
+    model_version: str | None
+    reviewed: int
+    overridden: int
+
+
+@dataclass(frozen=True)
+class DriftWindows:
+    """The baseline and current windows (on ``recorded_at``) that drift compares."""
+
+    method: str
+    baseline_start: str | None
+    baseline_end: str | None
+    current_start: str | None
+    current_end: str | None
+
+
+@dataclass(frozen=True)
+class DriftCounts:
+    """Decision counts per confidence bin of one model, in both windows."""
+
+    model_name: str | None
+    baseline: tuple[int, ...]
+    current: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ReviewPair:
+    """Reviews in the period by one reviewer of entries by one actor."""
+
+    reviewer: str | None
+    target_actor: str | None
+    target_kind: str
+    reviews: int
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Annotations in the period and the provenance fields they lack."""
+
+    annotations: int
+    incomplete: int
+    missing_dataset: int
+    missing_item: int
+    missing_guideline: int
+    with_source: int
+    guideline_versions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Coincidences:
+    """The coincidence matrix of annotation labels (Krippendorff, nominal).
+
+    ``cells[(c, k)]`` is the exact number of c-k pairs of values within
+    items, each pair weighted 1 / (m - 1) for an item with m values; labels
+    are the canonical JSON text of the annotation's ``label``.
+    """
+
+    units: int
+    values: int
+    disagreeing_units: int
+    cells: dict[tuple[str, str], Fraction]
+
+
+@dataclass(frozen=True)
+class ClockSkew:
+    """Skew (``recorded_at`` minus ``occurred_at``, seconds) of entries in the period.
+
+    ``future`` entries have a skew below minus the tolerance (they occurred
+    after they were recorded); ``late`` ones above the tolerance.
+    """
+
+    entries: int
+    future: int
+    late: int
+    min_skew_s: float | None
+    max_skew_s: float | None
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Personal values kept, per record kind, and those past retention.
+
+    ``per_kind[kind] = (entries with personal values, of them expired)``.
+    """
+
+    per_kind: dict[str, tuple[int, int]]
+    personal_values: int
+    personal_fields: tuple[str, ...]
+    entries_with_subject: int
+
+
+@dataclass(frozen=True)
+class Erasures:
+    """Erasure entries in the period and their time to fulfil (seconds)."""
+
+    erasures: int
+    measured: int
+    within_deadline: int
+    late: int
+    max_delay_s: float | None
+    mean_delay_s: float | None
+    personal_data_present: bool
+
+
+@dataclass(frozen=True)
+class Explanations:
+    """Decisions in the period carrying a non-empty ``explanation``."""
+
+    decisions: int
+    explained: int
+    adverse: int
+    adverse_explained: int
+
+
+@dataclass(frozen=True)
+class Traceability:
+    """Decisions in the period and the identifying fields they lack."""
+
+    decisions: int
+    incomplete: int
+    missing_model_version: int
+    missing_input_hash: int
+    missing_item: int
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """Signed checkpoints of the evaluated tree."""
+
+    count: int
+    latest_tree_size: int | None
+    latest_created_at: str | None
+
+
+@dataclass(frozen=True)
+class _OversightQuery:
+    """Parts of the decisions-with-first-review query shared by its statements."""
+
+    decision: FromClause
+    first: FromClause
+    joined: FromClause
+    scope: list[ColumnElement[bool]]
+    needs: ColumnElement[bool]
+    delay: ColumnElement[float]
+    conditions: dict[str, ColumnElement[bool]]
+
+
+def _number(value: Any) -> float | None:
+    """Convert a SQL aggregate (float, or Decimal from PostgreSQL) to float."""
+    return None if value is None else float(value)
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+class Evidence:
+    """Evidence about one ledger state, one period and one policy.
+
+    Use it as a context manager: it holds one read connection (a
+    REPEATABLE READ transaction on PostgreSQL, a read transaction on
+    SQLite in WAL mode) so that all statements see the same data. Each
+    aggregate is computed once and kept.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        period: Period,
+        policy: PolicyConfig,
+        tree_size: int,
+        now: datetime,
+        verification: Any = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.period = period
+        self.policy = policy
+        self.tree_size = tree_size
+        self.now = now
+        self._verification = verification
+        self._progress = progress
+        self._sqlite = ledger.engine.dialect.name == "sqlite"
+        self._connection: Connection | None = None
+        self._cache: dict[str, Any] = {}
+
+    def __enter__(self) -> Evidence:
+        connection = self.ledger.engine.connect()
+        if not self._sqlite:
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        self._connection = connection
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    # -- plumbing ----------------------------------------------------------
+
+    def _run(self, statement: Any) -> Result[Any]:
+        if self._connection is None:
+            raise RuntimeError("Evidence is used outside its `with` block")
+        try:
+            return self._connection.execute(statement)
+        except DBAPIError as error:
+            raise StoreError(
+                f"evidence query failed: {error.orig}; check the database and "
+                "run `govledger verify`"
+            ) from None
+
+    def _memo(self, name: str, compute: Callable[[], T]) -> T:
+        if name not in self._cache:
+            self._cache[name] = compute()
+        return self._cache[name]  # type: ignore[no-any-return]
+
+    def _scope(self, table: FromClause) -> list[ColumnElement[bool]]:
+        """Conditions: within the evaluated tree and the period."""
+        conditions = [table.c.seq < self.tree_size]
+        if self.period.start is not None:
+            conditions.append(table.c.recorded_at >= self.period.start)
+        if self.period.end is not None:
+            conditions.append(table.c.recorded_at < self.period.end)
+        return conditions
+
+    def _sample(
+        self, statement: Select[Any], limit: int = SAMPLE_SIZE
+    ) -> tuple[int, ...]:
+        """Run a query of one seq column; return the first ``limit`` seqs."""
+        column = statement.selected_columns[0]
+        rows = self._run(statement.order_by(column).limit(limit)).scalars()
+        return tuple(int(seq) for seq in rows)
+
+    def _json_path(self, path: Sequence[str]) -> str:
+        for key in path:
+            if not _JSON_KEY.match(key):
+                raise ValueError(f"JSON key {key!r} is not a plain member name")
+        return ".".join(path)
+
+    def json_text(self, body: ColumnElement[Any], *path: str) -> ColumnElement[str]:
+        """The JSON text of a member of an entry body; ``'null'`` when absent.
+
+        Within one database the text is a function of the canonical value,
+        so it compares values exactly: on PostgreSQL it is the member's
+        RFC 8785 text verbatim, on SQLite ``json_quote`` re-renders it.
+        """
+        dotted = self._json_path(path)
+        if self._sqlite:
+            return func.json_quote(func.json_extract(cast(body, Text), f"$.{dotted}"))
+        member = cast(func.convert_from(body, "UTF8"), JSON).op("#>")(
+            literal_column("'{" + dotted.replace(".", ",") + "}'")
+        )
+        return func.coalesce(cast(member, Text), "null")
+
+    def json_scalar(self, body: ColumnElement[Any], *path: str) -> ColumnElement[str]:
+        """A string member of an entry body as plain text; NULL when absent."""
+        dotted = self._json_path(path)
+        if self._sqlite:
+            return func.json_extract(cast(body, Text), f"$.{dotted}")
+        return cast(func.convert_from(body, "UTF8"), JSON).op("#>>")(
+            literal_column("'{" + dotted.replace(".", ",") + "}'")
+        )
+
+    def epoch(self, column: ColumnElement[Any]) -> ColumnElement[float]:
+        """Seconds since 1970 of a derived time column (``...SS.ffffffZ``), exact."""
+        if self._sqlite:
+            whole = cast(func.strftime("%s", column), Integer)
+            return whole + cast(func.substr(column, 21, 6), Integer) / 1000000.0
+        return cast(extract("epoch", cast(column, TIMESTAMP(timezone=True))), Float)
+
+    def epoch_of_text(self, text: ColumnElement[Any]) -> ColumnElement[float]:
+        """Seconds since 1970 of RFC 3339 text from a record; NULL if not such text.
+
+        On SQLite the value comes from ``julianday``, exact to about a
+        millisecond.
+        """
+        if self._sqlite:
+            shaped = and_(
+                text.op("GLOB")(_RFC3339_GLOB),
+                or_(
+                    text.op("GLOB")("*Z"),
+                    text.op("GLOB")("*[+-][0-9][0-9]:[0-9][0-9]"),
+                ),
+            )
+            seconds = (func.julianday(text) - 2440587.5) * 86400.0
+            return case((shaped, seconds), else_=None)
+        seconds = cast(extract("epoch", cast(text, TIMESTAMP(timezone=True))), Float)
+        return case((text.op("~")(_RFC3339_PG), seconds), else_=None)
+
+    # -- the ledger as a whole ----------------------------------------------
+
+    def verification(self) -> Any:
+        """The ``VerifyResult`` of the whole ledger, run once per evaluation."""
+        if self._verification is None:
+            logger.debug("verifying the ledger for the chain-integrity check")
+            self._verification = self.ledger.verify(progress=self._progress)
+        return self._verification
+
+    def checkpoints(self) -> Checkpoints:
+        """Count the signed checkpoints within the evaluated tree."""
+
+        def compute() -> Checkpoints:
+            table = CHECKPOINTS
+            row = self._run(
+                select(
+                    func.count(),
+                    func.max(table.c.tree_size),
+                    func.max(table.c.created_at),
+                ).where(table.c.tree_size <= self.tree_size)
+            ).one()
+            return Checkpoints(int(row[0]), row[1], row[2])
+
+        return self._memo("checkpoints", compute)
+
+    def kinds(self) -> dict[str, KindCount]:
+        """Count the entries per kind in the period, with seq and time spans."""
+
+        def compute() -> dict[str, KindCount]:
+            e = ENTRIES.alias("e")
+            rows = self._run(
+                select(
+                    e.c.kind,
+                    func.count(),
+                    func.min(e.c.seq),
+                    func.max(e.c.seq),
+                    func.min(e.c.recorded_at),
+                    func.max(e.c.recorded_at),
+                )
+                .where(*self._scope(e))
+                .group_by(e.c.kind)
+            ).all()
+            return {row[0]: KindCount(row[0], int(row[1]), *row[2:]) for row in rows}
+
+        return self._memo("kinds", compute)
+
+    def entries_in_period(self) -> int:
+        """Count all entries recorded in the period."""
+        return sum(count.entries for count in self.kinds().values())
+
+    # -- actors --------------------------------------------------------------
+
+    def actors(self) -> list[ActorCount]:
+        """Count the entries per distinct actor id in the period."""
+
+        def compute() -> list[ActorCount]:
+            e = ENTRIES.alias("e")
+            rows = self._run(
+                select(e.c.actor, func.count())
+                .where(*self._scope(e))
+                .group_by(e.c.actor)
+            ).all()
+            return [ActorCount(row[0], int(row[1])) for row in rows]
+
+        return self._memo("actors", compute)
+
+    def actor_samples(self, actors: Sequence[str | None]) -> tuple[int, ...]:
+        """Return the first seqs in the period by any of ``actors`` (None: no actor)."""
+        e = ENTRIES.alias("e")
+        named = [actor for actor in actors if actor is not None]
+        conditions = []
+        if named:
+            conditions.append(e.c.actor.in_(named))
+        if len(named) < len(actors):
+            conditions.append(e.c.actor.is_(None))
+        if not conditions:
+            return ()
+        return self._sample(select(e.c.seq).where(*self._scope(e), or_(*conditions)))
+
+    # -- decisions and reviews -------------------------------------------------
+
+    def _adverse_texts(self) -> list[str]:
+        """The configured adverse outputs as the database renders JSON text."""
+
+        def compute() -> list[str]:
+            outputs = [
+                canonical_bytes(value).decode("utf-8")
+                for value in self.policy.adverse_outputs
+            ]
+            if not outputs or not self._sqlite:
+                return outputs
+            rendered = self._run(
+                select(
+                    *[func.json_quote(func.json_extract(text, "$")) for text in outputs]
+                )
+            ).one()
+            return [str(value) for value in rendered]
+
+        return self._memo("adverse_texts", compute)
+
+    def adverse(self, decision: FromClause) -> ColumnElement[bool]:
+        """Condition: the decision's ``output`` is one of the adverse outputs."""
+        texts = self._adverse_texts()
+        if not texts:
+            return false()
+        return self.json_text(decision.c.body, "record", "output").in_(texts)
+
+    def needs_review(self, decision: FromClause) -> ColumnElement[bool]:
+        """Condition: confidence below the policy threshold, or an adverse output."""
+        return or_(
+            decision.c.confidence < self.policy.review_confidence_below,
+            self.adverse(decision),
+        )
+
+    def review_targets(self) -> FromClause:
+        """Reviews in the evaluated tree with the seq they target.
+
+        A review that names its target by entry hash is resolved to the
+        seq through the entry-hash index. Reviews count whenever they were
+        recorded, also after the period, because a decision late in the
+        period is often reviewed after it.
+        """
+        r = ENTRIES.alias("r")
+        t = ENTRIES.alias("t")
+        by_hash = and_(
+            r.c.target_seq.is_(None),
+            t.c.entry_hash == r.c.target_hash,
+            t.c.seq < self.tree_size,
+        )
+        return (
+            select(
+                r.c.seq.label("review_seq"),
+                r.c.actor.label("reviewer"),
+                r.c.occurred_at.label("review_occurred_at"),
+                r.c.recorded_at.label("review_recorded_at"),
+                func.coalesce(r.c.target_seq, t.c.seq).label("target"),
+                self.json_scalar(r.c.body, "record", "verdict").label("verdict"),
+            )
+            .select_from(r.outerjoin(t, by_hash))
+            .where(r.c.kind == "review", r.c.seq < self.tree_size)
+            .subquery("review_targets")
+        )
+
+    def _first_reviews(self) -> FromClause:
+        targets = self.review_targets()
+        human = targets.c.reviewer.like("user:%")
+        first_human = func.min(
+            case((human, self.epoch(targets.c.review_occurred_at)), else_=None)
+        )
+        return (
+            select(
+                targets.c.target,
+                first_human.label("first_human"),
+                func.count().label("reviews"),
+            )
+            .group_by(targets.c.target)
+            .subquery("first_reviews")
+        )
+
+    def _oversight_query(self) -> _OversightQuery:
+        d = ENTRIES.alias("d")
+        first = self._first_reviews()
+        deadline_s = self.policy.review_deadline_hours * 3600.0
+        delay = first.c.first_human - self.epoch(d.c.recorded_at)
+        needs = self.needs_review(d)
+        unreviewed = and_(needs, first.c.first_human.is_(None))
+        overdue = and_(
+            unreviewed, self.epoch(d.c.recorded_at) + deadline_s < self.now.timestamp()
+        )
+        return _OversightQuery(
+            decision=d,
+            first=first,
+            joined=d.outerjoin(first, first.c.target == d.c.seq),
+            scope=[d.c.kind == "decision", *self._scope(d)],
+            needs=needs,
+            delay=delay,
+            conditions={
+                "late": and_(needs, delay > deadline_s),
+                "within": and_(needs, delay <= deadline_s),
+                "unreviewed": unreviewed,
+                "overdue": overdue,
+            },
+        )
+
+    def oversight(self) -> Oversight:
+        """Count decisions needing human review and how they were reviewed.
+
+        A review counts as human oversight when its actor is a ``user:``;
+        reviews by a ``svc:`` actor are counted apart.
+        """
+
+        def compute() -> Oversight:
+            q = self._oversight_query()
+            d, first, c = q.decision, q.first, q.conditions
+            row = self._run(
+                select(
+                    func.count(),
+                    _count_if(d.c.confidence < self.policy.review_confidence_below),
+                    _count_if(self.adverse(d)),
+                    _count_if(q.needs),
+                    _count_if(and_(q.needs, first.c.first_human.is_not(None))),
+                    _count_if(and_(c["unreviewed"], first.c.reviews.is_not(None))),
+                    _count_if(c["within"]),
+                    _count_if(c["late"]),
+                    _count_if(c["overdue"]),
+                    func.max(case((q.needs, q.delay), else_=None)),
+                    func.avg(case((q.needs, q.delay), else_=None)),
+                )
+                .select_from(q.joined)
+                .where(*q.scope)
+            ).one()
+            counts = [int(value) for value in row[:9]]
+            needing, reviewed, overdue = counts[3], counts[4], counts[8]
+            return Oversight(
+                decisions=counts[0],
+                low_confidence=counts[1],
+                adverse=counts[2],
+                needing_review=needing,
+                reviewed=reviewed,
+                reviewed_by_service_only=counts[5],
+                within_deadline=counts[6],
+                late=counts[7],
+                overdue=overdue,
+                pending=needing - reviewed - overdue,
+                max_delay_s=_number(row[9]),
+                mean_delay_s=_number(row[10]),
+            )
+
+        return self._memo("oversight", compute)
+
+    def oversight_samples(self, which: str) -> tuple[int, ...]:
+        """Return decision seqs that are ``overdue`` or were reviewed ``late``."""
+        q = self._oversight_query()
+        return self._sample(
+            select(q.decision.c.seq)
+            .select_from(q.joined)
+            .where(*q.scope, q.conditions[which])
+        )
+
+    def overrides(self) -> list[ModelOverrides]:
+        """Count human-reviewed decisions per model and those rejected or corrected.
+
+        A decision counts as overridden when at least one human review of it
+        has the verdict ``reject`` or ``correct``.
+        """
+
+        def compute() -> list[ModelOverrides]:
+            d = ENTRIES.alias("d")
+            targets = self.review_targets()
+            overridden = case(
+                (targets.c.verdict.in_(("reject", "correct")), d.c.seq), else_=None
+            )
+            rows = self._run(
+                select(
+                    d.c.model_name,
+                    d.c.model_version,
+                    func.count(distinct(d.c.seq)),
+                    func.count(distinct(overridden)),
+                )
+                .select_from(d.join(targets, targets.c.target == d.c.seq))
+                .where(
+                    d.c.kind == "decision",
+                    *self._scope(d),
+                    targets.c.reviewer.like("user:%"),
+                )
+                .group_by(d.c.model_name, d.c.model_version)
+                .order_by(d.c.model_name, d.c.model_version)
+            ).all()
+            return [ModelOverrides(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+
+        return self._memo("overrides", compute)
+
+    def override_samples(self) -> tuple[int, ...]:
+        """Return the seqs of human reviews that rejected or corrected a decision."""
+        d = ENTRIES.alias("d")
+        targets = self.review_targets()
+        return self._sample(
+            select(targets.c.review_seq)
+            .select_from(d.join(targets, targets.c.target == d.c.seq))
+            .where(
+                d.c.kind == "decision",
+                *self._scope(d),
+                targets.c.reviewer.like("user:%"),
+                targets.c.verdict.in_(("reject", "correct")),
+            )
+        )
+
+    def review_pairs(self) -> list[ReviewPair]:
+        """Count reviews in the period per (reviewer, actor of the reviewed entry)."""
+
+        def compute() -> list[ReviewPair]:
+            targets = self.review_targets()
+            t = ENTRIES.alias("target_entry")
+            period = []
+            if self.period.start is not None:
+                period.append(targets.c.review_recorded_at >= self.period.start)
+            if self.period.end is not None:
+                period.append(targets.c.review_recorded_at < self.period.end)
+            rows = self._run(
+                select(targets.c.reviewer, t.c.actor, t.c.kind, func.count())
+                .select_from(
+                    targets.join(
+                        t, and_(t.c.seq == targets.c.target, t.c.seq < self.tree_size)
+                    )
+                )
+                .where(*period)
+                .group_by(targets.c.reviewer, t.c.actor, t.c.kind)
+            ).all()
+            return [ReviewPair(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+        return self._memo("review_pairs", compute)
+
+    def reviews_in_period(self) -> int:
+        """Count the review entries recorded in the period."""
+        kind = self.kinds().get("review")
+        return 0 if kind is None else kind.entries
+
+    def review_pair_samples(self, reviewer: str, target_actor: str) -> tuple[int, ...]:
+        """Return review seqs in the period by ``reviewer`` of ``target_actor``."""
+        targets = self.review_targets()
+        t = ENTRIES.alias("target_entry")
+        period = []
+        if self.period.start is not None:
+            period.append(targets.c.review_recorded_at >= self.period.start)
+        if self.period.end is not None:
+            period.append(targets.c.review_recorded_at < self.period.end)
+        return self._sample(
+            select(targets.c.review_seq)
+            .select_from(targets.join(t, t.c.seq == targets.c.target))
+            .where(
+                *period,
+                t.c.seq < self.tree_size,
+                targets.c.reviewer == reviewer,
+                t.c.actor == target_actor,
+            )
+        )
+
+    # -- drift ---------------------------------------------------------------
+
+    def drift_windows(self) -> DriftWindows | None:
+        """Choose the baseline and current windows; None without decisions.
+
+        ``previous-period`` compares the period with the one of equal length
+        just before it and needs both period bounds; otherwise, or with
+        ``first-half``, the first half of the period is the baseline and the
+        second half the current window. With an open bound the span of the
+        period's decisions stands in for it.
+        """
+        start, end = self.period.start, self.period.end
+        if self.policy.drift_baseline == "previous-period" and start and end:
+            begin, finish = _parse_stored_time(start), _parse_stored_time(end)
+            before = format_timestamp(begin - (finish - begin))
+            return DriftWindows("previous-period", before, start, start, end)
+        decisions = self.kinds().get("decision")
+        if decisions is None:
+            return None
+        begin = _parse_stored_time(start or decisions.first_recorded_at)
+        finish = _parse_stored_time(end or decisions.last_recorded_at)
+        middle = format_timestamp(begin + (finish - begin) / 2)
+        method = "first-half"
+        if self.policy.drift_baseline == "previous-period":
+            method = "first-half (previous-period needs both period bounds)"
+        return DriftWindows(method, start, middle, middle, end)
+
+    def confidence_bin(self, confidence: ColumnElement[Any]) -> ColumnElement[int]:
+        """Return the bin (0 to 9) of a confidence: bin i holds [i/10, (i+1)/10).
+
+        A confidence of exactly 1.0 falls in the last bin.
+        """
+        edges = [
+            (confidence < index / CONFIDENCE_BINS, index - 1)
+            for index in range(1, CONFIDENCE_BINS)
+        ]
+        return case(*edges, else_=CONFIDENCE_BINS - 1)
+
+    def drift_counts(self) -> list[DriftCounts]:
+        """Count decisions per model, window and confidence bin."""
+
+        def compute() -> list[DriftCounts]:
+            windows = self.drift_windows()
+            if windows is None:
+                return []
+            d = ENTRIES.alias("d")
+            conditions = [
+                d.c.kind == "decision",
+                d.c.seq < self.tree_size,
+                d.c.confidence.is_not(None),
+            ]
+            if windows.baseline_start is not None:
+                conditions.append(d.c.recorded_at >= windows.baseline_start)
+            if windows.current_end is not None:
+                conditions.append(d.c.recorded_at < windows.current_end)
+            assert windows.current_start is not None
+            window = case((d.c.recorded_at < windows.current_start, 0), else_=1)
+            bin_index = self.confidence_bin(d.c.confidence)
+            rows = self._run(
+                select(d.c.model_name, window, bin_index, func.count())
+                .where(*conditions)
+                .group_by(d.c.model_name, window, bin_index)
+            ).all()
+            per_model: dict[str | None, list[list[int]]] = {}
+            for model, which, index, count in rows:
+                bins = per_model.setdefault(
+                    model, [[0] * CONFIDENCE_BINS, [0] * CONFIDENCE_BINS]
+                )
+                bins[int(which)][int(index)] += int(count)
+            return [
+                DriftCounts(model, tuple(bins[0]), tuple(bins[1]))
+                for model, bins in sorted(
+                    per_model.items(), key=lambda item: item[0] or ""
+                )
+            ]
+
+        return self._memo("drift_counts", compute)
+
+    # -- annotations -----------------------------------------------------------
+
+    def provenance(self) -> Provenance:
+        """Count annotations in the period lacking dataset, item or guideline."""
+
+        def compute() -> Provenance:
+            a = ENTRIES.alias("a")
+            guideline = self.json_scalar(a.c.body, "record", "guideline")
+            scope = [a.c.kind == "annotation", *self._scope(a)]
+            row = self._run(
+                select(
+                    func.count(),
+                    _count_if(
+                        or_(
+                            a.c.item_dataset.is_(None),
+                            a.c.item_id.is_(None),
+                            guideline.is_(None),
+                        )
+                    ),
+                    _count_if(a.c.item_dataset.is_(None)),
+                    _count_if(a.c.item_id.is_(None)),
+                    _count_if(guideline.is_(None)),
+                    _count_if(a.c.source_system.is_not(None)),
+                ).where(*scope)
+            ).one()
+            versions = self._run(
+                select(guideline, func.count())
+                .where(*scope, guideline.is_not(None))
+                .group_by(guideline)
+                .order_by(func.count().desc(), guideline)
+                .limit(20)
+            ).all()
+            return Provenance(
+                *(int(value) for value in row),
+                guideline_versions={str(name): int(count) for name, count in versions},
+            )
+
+        return self._memo("provenance", compute)
+
+    def provenance_samples(self) -> tuple[int, ...]:
+        """Return seqs of annotations in the period without a guideline or item."""
+        a = ENTRIES.alias("a")
+        guideline = self.json_scalar(a.c.body, "record", "guideline")
+        return self._sample(
+            select(a.c.seq).where(
+                a.c.kind == "annotation",
+                *self._scope(a),
+                or_(
+                    guideline.is_(None),
+                    a.c.item_id.is_(None),
+                    a.c.item_dataset.is_(None),
+                ),
+            )
+        )
+
+    def _labels(self) -> FromClause:
+        a = ENTRIES.alias("a")
+        return (
+            select(
+                a.c.seq.label("seq"),
+                a.c.item_dataset.label("dataset"),
+                a.c.item_id.label("item"),
+                self.json_text(a.c.body, "record", "label").label("label"),
+            )
+            .where(
+                a.c.kind == "annotation",
+                a.c.item_id.is_not(None),
+                a.c.item_dataset.is_not(None),
+                *self._scope(a),
+            )
+            .subquery("labels")
+        )
+
+    def coincidences(self) -> Coincidences:
+        """Build the nominal coincidence matrix of annotation labels in SQL.
+
+        Items with at least two annotations in the period are the units; each
+        annotation is one value (two by the same annotator count as two).
+        For labels c and k the statement sums n_c * (n_k - [c == k]) per item
+        size m; the division by m - 1 is done exactly here (Krippendorff,
+        "Computing Krippendorff's Alpha-Reliability", 2011).
+        """
+
+        def compute() -> Coincidences:
+            labels = self._labels()
+            counts = (
+                select(
+                    labels.c.dataset,
+                    labels.c.item,
+                    labels.c.label,
+                    func.count().label("n"),
+                )
+                .group_by(labels.c.dataset, labels.c.item, labels.c.label)
+                .cte("label_counts")
+            )
+            units = (
+                select(counts.c.dataset, counts.c.item, func.sum(counts.c.n).label("m"))
+                .group_by(counts.c.dataset, counts.c.item)
+                .having(func.sum(counts.c.n) >= 2)
+                .cte("units")
+            )
+            first, second = counts.alias("c1"), counts.alias("c2")
+
+            def same_unit(side: FromClause) -> ColumnElement[bool]:
+                return and_(
+                    side.c.dataset == units.c.dataset, side.c.item == units.c.item
+                )
+
+            pairs = first.c.n * (
+                second.c.n - case((first.c.label == second.c.label, 1), else_=0)
+            )
+            rows = self._run(
+                select(first.c.label, second.c.label, units.c.m, func.sum(pairs))
+                .select_from(
+                    units.join(first, same_unit(first)).join(second, same_unit(second))
+                )
+                .group_by(first.c.label, second.c.label, units.c.m)
+            ).all()
+            cells: dict[tuple[str, str], Fraction] = {}
+            for label_c, label_k, size, total in rows:
+                key = (str(label_c), str(label_k))
+                cells[key] = cells.get(key, Fraction(0)) + Fraction(
+                    int(total), int(size) - 1
+                )
+            per_unit = self._unit_table()
+            summary = self._run(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(per_unit.c.m), 0),
+                    _count_if(per_unit.c.k > 1),
+                )
+            ).one()
+            return Coincidences(
+                units=int(summary[0]),
+                values=int(summary[1]),
+                disagreeing_units=int(summary[2]),
+                cells=cells,
+            )
+
+        return self._memo("coincidences", compute)
+
+    def _unit_table(self) -> FromClause:
+        labels = self._labels()
+        return (
+            select(
+                labels.c.dataset,
+                labels.c.item,
+                func.count().label("m"),
+                func.count(distinct(labels.c.label)).label("k"),
+            )
+            .group_by(labels.c.dataset, labels.c.item)
+            .having(func.count() >= 2)
+            .subquery("units_summary")
+        )
+
+    def disagreement_samples(self) -> tuple[int, ...]:
+        """Return seqs of annotations on items whose annotations disagree."""
+        a = ENTRIES.alias("a")
+        per_unit = self._unit_table()
+        return self._sample(
+            select(a.c.seq)
+            .select_from(
+                a.join(
+                    per_unit,
+                    and_(
+                        per_unit.c.dataset == a.c.item_dataset,
+                        per_unit.c.item == a.c.item_id,
+                    ),
+                )
+            )
+            .where(a.c.kind == "annotation", *self._scope(a), per_unit.c.k > 1)
+        )
+
+    # -- times ---------------------------------------------------------------
+
+    def _skew_parts(self) -> tuple[FromClause, ColumnElement[float], list[Any]]:
+        e = ENTRIES.alias("e")
+        skew = self.epoch(e.c.recorded_at) - self.epoch(e.c.occurred_at)
+        return e, skew, [*self._scope(e), e.c.occurred_at.is_not(None)]
+
+    def clock_skew(self) -> ClockSkew:
+        """Summarise ``recorded_at - occurred_at`` over the period's entries."""
+
+        def compute() -> ClockSkew:
+            _, skew, scope = self._skew_parts()
+            tolerance = self.policy.clock_skew_tolerance_s
+            row = self._run(
+                select(
+                    func.count(),
+                    _count_if(skew < -tolerance),
+                    _count_if(skew > tolerance),
+                    func.min(skew),
+                    func.max(skew),
+                ).where(*scope)
+            ).one()
+            return ClockSkew(
+                int(row[0]), int(row[1]), int(row[2]), _number(row[3]), _number(row[4])
+            )
+
+        return self._memo("clock_skew", compute)
+
+    def clock_skew_samples(self, which: str) -> tuple[int, ...]:
+        """Return seqs of entries that occurred in the ``future`` or were ``late``."""
+        e, skew, scope = self._skew_parts()
+        tolerance = self.policy.clock_skew_tolerance_s
+        condition = skew < -tolerance if which == "future" else skew > tolerance
+        return self._sample(select(e.c.seq).where(*scope, condition))
+
+    # -- personal data ---------------------------------------------------------
+
+    def _retention_parts(self) -> tuple[FromClause, Any, ColumnElement[bool]]:
+        e = ENTRIES.alias("e")
+        p = PERSONAL_VALUES.alias("p")
+        when = func.coalesce(e.c.occurred_at, e.c.recorded_at)
+        expired = [
+            and_(e.c.kind == kind, when < self._retention_cutoff(years))
+            for kind, years in self.policy.retention.years().items()
+        ]
+        joined = e.join(p, p.c.seq == e.c.seq)
+        return e, joined, or_(*expired)
+
+    def _retention_cutoff(self, years: float) -> str:
+        return format_timestamp(self.now - timedelta(days=years * DAYS_PER_YEAR))
+
+    def _before_period_end(self, table: FromClause) -> list[ColumnElement[bool]]:
+        conditions = [table.c.seq < self.tree_size]
+        if self.period.end is not None:
+            conditions.append(table.c.recorded_at < self.period.end)
+        return conditions
+
+    def retention(self) -> Retention:
+        """Count stored personal values per kind and those past retention.
+
+        Retention runs from ``occurred_at`` (else ``recorded_at``) to the
+        evaluation time. Entries recorded before the period end count, also
+        before its start, because a value kept past retention is a fault now
+        whenever its entry was recorded.
+        """
+
+        def compute() -> Retention:
+            e, joined, expired = self._retention_parts()
+            rows = self._run(
+                select(
+                    e.c.kind,
+                    func.count(distinct(e.c.seq)),
+                    func.count(distinct(case((expired, e.c.seq), else_=None))),
+                )
+                .select_from(joined)
+                .where(*self._before_period_end(e))
+                .group_by(e.c.kind)
+            ).all()
+            p = PERSONAL_VALUES.alias("p")
+            values = self._run(
+                select(func.count()).where(p.c.seq < self.tree_size)
+            ).scalar_one()
+            names = self._run(
+                select(p.c.name)
+                .where(p.c.seq < self.tree_size)
+                .group_by(p.c.name)
+                .order_by(p.c.name)
+                .limit(50)
+            ).scalars()
+            s = ENTRIES.alias("s")
+            subjects = self._run(
+                select(func.count()).where(*self._scope(s), s.c.subject.is_not(None))
+            ).scalar_one()
+            return Retention(
+                per_kind={row[0]: (int(row[1]), int(row[2])) for row in rows},
+                personal_values=int(values),
+                personal_fields=tuple(names),
+                entries_with_subject=int(subjects),
+            )
+
+        return self._memo("retention", compute)
+
+    def retention_samples(self) -> tuple[int, ...]:
+        """Return seqs of entries whose personal values are past retention."""
+        e, joined, expired = self._retention_parts()
+        return self._sample(
+            select(e.c.seq)
+            .select_from(joined)
+            .where(*self._before_period_end(e), expired)
+            .group_by(e.c.seq)
+        )
+
+    def _erasure_parts(self) -> tuple[FromClause, ColumnElement[float], list[Any]]:
+        e = ENTRIES.alias("e")
+        received = self.epoch_of_text(
+            self.json_scalar(e.c.body, "record", "request_received_at")
+        )
+        fulfilled = func.coalesce(
+            self.epoch(e.c.occurred_at), self.epoch(e.c.recorded_at)
+        )
+        return e, fulfilled - received, [e.c.kind == "erasure", *self._scope(e)]
+
+    def erasures(self) -> Erasures:
+        """Summarise the erasure entries of the period and their time to fulfil.
+
+        Time to fulfil runs from the entry's ``request_received_at`` to its
+        ``occurred_at`` (else ``recorded_at``); entries without a readable
+        ``request_received_at`` are counted but not measured.
+        """
+
+        def compute() -> Erasures:
+            e, delay, scope = self._erasure_parts()
+            deadline_s = self.policy.erasure_deadline_days * 86400.0
+            row = self._run(
+                select(
+                    func.count(),
+                    func.count(delay),
+                    _count_if(delay <= deadline_s),
+                    _count_if(delay > deadline_s),
+                    func.max(delay),
+                    func.avg(delay),
+                ).where(*scope)
+            ).one()
+            p = PERSONAL_VALUES.alias("p")
+            s = ENTRIES.alias("s")
+            present = self._run(
+                select(
+                    exists().where(p.c.seq < self.tree_size),
+                    exists().where(s.c.seq < self.tree_size, s.c.subject.is_not(None)),
+                    exists().where(s.c.seq < self.tree_size, s.c.kind == "erasure"),
+                )
+            ).one()
+            return Erasures(
+                erasures=int(row[0]),
+                measured=int(row[1]),
+                within_deadline=int(row[2]),
+                late=int(row[3]),
+                max_delay_s=_number(row[4]),
+                mean_delay_s=_number(row[5]),
+                personal_data_present=any(bool(flag) for flag in present),
+            )
+
+        return self._memo("erasures", compute)
+
+    def erasure_samples(self, which: str) -> tuple[int, ...]:
+        """Return seqs of erasure entries fulfilled ``late`` or ``unmeasured``."""
+        e, delay, scope = self._erasure_parts()
+        deadline_s = self.policy.erasure_deadline_days * 86400.0
+        condition = delay > deadline_s if which == "late" else delay.is_(None)
+        return self._sample(select(e.c.seq).where(*scope, condition))
+
+    # -- decisions' content ------------------------------------------------------
+
+    def _explained(self, d: FromClause) -> ColumnElement[bool]:
+        text = self.json_text(d.c.body, "record", "explanation")
+        return text.not_in(("null", '""', "{}", "[]"))
+
+    def explanations(self) -> Explanations:
+        """Count decisions in the period with a non-empty explanation."""
+
+        def compute() -> Explanations:
+            d = ENTRIES.alias("d")
+            explained = self._explained(d)
+            adverse = self.adverse(d)
+            row = self._run(
+                select(
+                    func.count(),
+                    _count_if(explained),
+                    _count_if(adverse),
+                    _count_if(and_(adverse, explained)),
+                ).where(d.c.kind == "decision", *self._scope(d))
+            ).one()
+            return Explanations(*(int(value) for value in row))
+
+        return self._memo("explanations", compute)
+
+    def explanation_samples(self, *, adverse_only: bool) -> tuple[int, ...]:
+        """Return seqs of decisions without an explanation (adverse ones if asked)."""
+        d = ENTRIES.alias("d")
+        conditions = [d.c.kind == "decision", *self._scope(d), ~self._explained(d)]
+        if adverse_only:
+            conditions.append(self.adverse(d))
+        return self._sample(select(d.c.seq).where(*conditions))
+
+    def _untraceable(self, d: FromClause) -> dict[str, ColumnElement[bool]]:
+        return {
+            "model_version": d.c.model_version.is_(None),
+            "input_hash": self.json_scalar(d.c.body, "record", "input_sha256").is_(
+                None
+            ),
+            "item": d.c.item_id.is_(None),
+        }
+
+    def traceability(self) -> Traceability:
+        """Count decisions in the period lacking model version, input hash or item."""
+
+        def compute() -> Traceability:
+            d = ENTRIES.alias("d")
+            missing = self._untraceable(d)
+            row = self._run(
+                select(
+                    func.count(),
+                    _count_if(or_(*missing.values())),
+                    _count_if(missing["model_version"]),
+                    _count_if(missing["input_hash"]),
+                    _count_if(missing["item"]),
+                ).where(d.c.kind == "decision", *self._scope(d))
+            ).one()
+            return Traceability(*(int(value) for value in row))
+
+        return self._memo("traceability", compute)
+
+    def traceability_samples(self) -> tuple[int, ...]:
+        """Return seqs of decisions lacking a model version, input hash or item."""
+        d = ENTRIES.alias("d")
+        return self._sample(
+            select(d.c.seq).where(
+                d.c.kind == "decision",
+                *self._scope(d),
+                or_(*self._untraceable(d).values()),
+            )
+        )

@@ -1,0 +1,783 @@
+"""Verify an audit pack offline, from the PDF file alone.
+
+The checks run in this order, and each is reported by name:
+
+1. ``signature``: the PAdES signature is cryptographically valid and the
+   signed bytes are intact (pyHanko validation).
+2. ``signature-coverage``: the signature covers the entire file; nothing
+   was appended after signing (no incremental update).
+3. ``certificate-trust``: the signing certificate chains to a certificate
+   the auditor trusts (``trust``). A self-signed or unknown certificate
+   fails this check: a valid signature by an untrusted key proves nothing
+   about who issued the pack.
+4. ``manifest``: every embedded file matches its SHA-256 and size in
+   ``manifest.json``, no file is missing or extra, and ``signing-cert.pem``
+   is the certificate that signed.
+5. ``checkpoint``: the checkpoint carries a valid signature of the log key
+   (``verifier_key`` if given, else the embedded ``log-key.txt``, which is
+   only as trustworthy as the pack) and matches the manifest.
+6. ``entries``: every embedded entry is canonical JSON, in seq order, links
+   to the entry before it by ``prev``, and lies in the period.
+7. ``merkle``: the checkpoint root is recomputed from the entries and the
+   range proof, or each cited entry's inclusion proof verifies against it.
+
+All content checks read the revision that the signature covers, so bytes
+appended after signing cannot change what is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ledger import merkle
+from ledger.canonical import canonical_bytes, parse_json
+from ledger.checkpoints import open_checkpoint, parse_checkpoint
+from ledger.entries import GENESIS_PREV, entry_hash, parse_entry
+from ledger.errors import (
+    CanonicalJSONError,
+    CheckpointError,
+    NoteError,
+    ProofError,
+    ReportError,
+)
+from ledger.note import Verifier, parse_verifier_key
+
+from .pack import MANIFEST_FORMAT
+from .range_proof import RangeProof, root_from_range
+
+__all__ = [
+    "CHECK_NAMES",
+    "CheckOutcome",
+    "PackVerification",
+    "read_embedded_files",
+    "verify_pack",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECK_NAMES = (
+    "signature",
+    "signature-coverage",
+    "certificate-trust",
+    "manifest",
+    "checkpoint",
+    "entries",
+    "merkle",
+)
+_MAX_PACK_SIZE = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """The result of one named check: passed, failed, or not run (None)."""
+
+    name: str
+    passed: bool | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the outcome as JSON-ready data."""
+        status = (
+            "skipped" if self.passed is None else ("pass" if self.passed else "fail")
+        )
+        return {"name": self.name, "status": status, "message": self.message}
+
+
+@dataclass
+class PackVerification:
+    """The outcome of ``verify_pack``: a named boolean per check, and details.
+
+    ``ok`` is true only when every check passed. ``key_source`` says
+    whether the checkpoint was checked with a key the caller gave
+    (``given``) or with the key embedded in the pack (``embedded``).
+    """
+
+    intact: bool = False
+    valid: bool = False
+    coverage_entire_file: bool = False
+    trusted: bool = False
+    manifest_ok: bool = False
+    checkpoint_ok: bool = False
+    entries_ok: bool = False
+    merkle_ok: bool = False
+    key_source: str | None = None
+    signer: str | None = None
+    origin: str | None = None
+    tree_size: int | None = None
+    root: str | None = None
+    entries_checked: int = 0
+    checks: list[CheckOutcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return len(self.checks) == len(CHECK_NAMES) and all(
+            check.passed for check in self.checks
+        )
+
+    @property
+    def failed(self) -> list[str]:
+        """The names of the checks that failed or could not run."""
+        return [check.name for check in self.checks if not check.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the result as JSON-ready data."""
+        return {
+            "ok": self.ok,
+            "intact": self.intact,
+            "valid": self.valid,
+            "coverage_entire_file": self.coverage_entire_file,
+            "trusted": self.trusted,
+            "manifest_ok": self.manifest_ok,
+            "checkpoint_ok": self.checkpoint_ok,
+            "entries_ok": self.entries_ok,
+            "merkle_ok": self.merkle_ok,
+            "key_source": self.key_source,
+            "signer": self.signer,
+            "origin": self.origin,
+            "tree_size": self.tree_size,
+            "root": self.root,
+            "entries_checked": self.entries_checked,
+            "checks": [check.to_dict() for check in self.checks],
+            "failed": self.failed,
+        }
+
+
+class _CheckFailed(Exception):
+    """Raised inside a check to end it with a failure message."""
+
+
+@contextmanager
+def _quiet_pyhanko() -> Iterator[None]:
+    # pyHanko logs a warning with a traceback for every untrusted
+    # certificate; this module reports trust as a check of its own.
+    loggers = [logging.getLogger(name) for name in ("pyhanko", "pyhanko_certvalidator")]
+    levels = [item.level for item in loggers]
+    for item in loggers:
+        item.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for item, level in zip(loggers, levels, strict=True):
+            item.setLevel(level)
+
+
+def _load_trust(paths: Sequence[Path]) -> list[x509.Certificate]:
+    certificates: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            raise ReportError(
+                f"cannot read trusted certificate {path}: {error.strerror}",
+                reason="bad-trust-certificate",
+            ) from None
+        try:
+            if b"-----BEGIN CERTIFICATE-----" in data:
+                certificates.extend(x509.load_pem_x509_certificates(data))
+            else:
+                certificates.append(x509.load_der_x509_certificate(data))
+        except ValueError:
+            raise ReportError(
+                f"trusted certificate file {path} holds no PEM or DER certificate",
+                reason="bad-trust-certificate",
+            ) from None
+    return certificates
+
+
+# -- signature -----------------------------------------------------------------
+
+
+@dataclass
+class _Signed:
+    revision: bytes
+    signer_der: bytes | None
+
+
+def _check_signature(
+    data: bytes, trust: Sequence[x509.Certificate], result: PackVerification
+) -> _Signed | None:
+    """Run the three signature checks; return the signed revision's bytes."""
+    from pyhanko.keys.internal import translate_pyca_cryptography_cert_to_asn1
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko_certvalidator import ValidationContext
+
+    def fail_all(message: str) -> None:
+        result.checks.append(CheckOutcome("signature", False, message))
+        for name in ("signature-coverage", "certificate-trust"):
+            result.checks.append(
+                CheckOutcome(name, None, "not run: no valid signature")
+            )
+
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        signatures = list(reader.embedded_signatures)
+    except Exception as error:  # noqa: BLE001 - pyHanko raises many types on bad input
+        fail_all(f"the file is not a readable PDF ({type(error).__name__}: {error})")
+        return None
+    if not signatures:
+        fail_all("the PDF carries no signature")
+        return None
+    signature = signatures[0]
+    context = ValidationContext(
+        trust_roots=[translate_pyca_cryptography_cert_to_asn1(c) for c in trust],
+        allow_fetching=False,
+    )
+    try:
+        with _quiet_pyhanko():
+            status = validate_pdf_signature(signature, context)
+    except Exception as error:  # noqa: BLE001 - any failure means an invalid signature
+        fail_all(f"the signature cannot be validated ({type(error).__name__}: {error})")
+        return None
+
+    result.intact = bool(status.intact)
+    result.valid = bool(status.valid)
+    result.signer = status.signing_cert.subject.human_friendly
+    if result.intact and result.valid:
+        result.checks.append(
+            CheckOutcome("signature", True, f"valid PAdES signature by {result.signer}")
+        )
+    else:
+        result.checks.append(
+            CheckOutcome(
+                "signature",
+                False,
+                "the signature does not match the signed bytes (intact: "
+                f"{result.intact}, valid: {result.valid}); the file was changed "
+                "after signing or the signature is forged",
+            )
+        )
+
+    whole = (
+        status.coverage == SignatureCoverageLevel.ENTIRE_FILE and len(signatures) == 1
+    )
+    result.coverage_entire_file = whole
+    if whole:
+        result.checks.append(
+            CheckOutcome(
+                "signature-coverage", True, "the signature covers the entire file"
+            )
+        )
+    else:
+        result.checks.append(
+            CheckOutcome(
+                "signature-coverage",
+                False,
+                f"the signature does not cover the entire file (coverage "
+                f"{status.coverage.name if status.coverage else 'unknown'}, "
+                f"{len(signatures)} signatures): data was appended after signing "
+                "(an incremental update)",
+            )
+        )
+
+    result.trusted = bool(status.trusted) and result.intact and result.valid
+    if result.trusted:
+        message = f"the certificate of {result.signer} chains to a trusted certificate"
+    elif not trust:
+        message = (
+            "signature valid but certificate not trusted; pass --trust CERT with "
+            "the signing certificate or its CA, obtained from the organisation"
+            if result.intact and result.valid
+            else "no valid signature to trust"
+        )
+    else:
+        problem = status.trust_problem_indic
+        message = (
+            f"the certificate of {result.signer} does not chain to a trusted "
+            f"certificate ({problem.name if problem else 'invalid signature'})"
+        )
+    result.checks.append(CheckOutcome("certificate-trust", result.trusted, message))
+
+    start, length = signature.byte_range[2], signature.byte_range[3]
+    signer_der = signature.signer_cert.dump() if signature.signer_cert else None
+    return _Signed(revision=data[: start + length], signer_der=signer_der)
+
+
+# -- embedded files ------------------------------------------------------------
+
+
+def _name_tree_pairs(node: Any, depth: int = 0) -> Iterator[tuple[str, Any]]:
+    if depth > 32:
+        raise _CheckFailed("the embedded-file name tree is nested too deeply")
+    node = node.get_object()
+    if "/Names" in node:
+        names = node["/Names"]
+        for index in range(0, len(names) - 1, 2):
+            yield str(names[index]), names[index + 1].get_object()
+    for kid in node.get("/Kids", []):
+        yield from _name_tree_pairs(kid, depth + 1)
+
+
+def read_embedded_files(revision: bytes) -> dict[str, bytes]:
+    """Return the files embedded in a PDF (name tree EmbeddedFiles), by name.
+
+    Raises:
+        ReportError: the PDF cannot be read, or two files share a name.
+    """
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        reader = PdfFileReader(io.BytesIO(revision), strict=False)
+        names = reader.root.get("/Names")
+        if names is None or "/EmbeddedFiles" not in names:
+            return {}
+        files: dict[str, bytes] = {}
+        for name, filespec in _name_tree_pairs(names["/EmbeddedFiles"]):
+            if name in files:
+                raise ReportError(
+                    f"two embedded files are named {name!r}", reason="bad-pack"
+                )
+            files[name] = filespec["/EF"]["/F"].get_object().data
+        return files
+    except ReportError:
+        raise
+    except Exception as error:  # noqa: BLE001 - pyHanko raises many types on bad input
+        raise ReportError(
+            f"cannot read the embedded files ({type(error).__name__}: {error})",
+            reason="bad-pack",
+        ) from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_manifest_shape(manifest: dict[str, Any]) -> None:
+    """Check the manifest fields that later checks rely on."""
+    scope = manifest.get("scope")
+    checkpoint = manifest.get("checkpoint")
+    period = manifest.get("period")
+    problems = []
+    if not isinstance(manifest.get("origin"), str):
+        problems.append("origin is not a string")
+    if not isinstance(scope, dict) or scope.get("mode") not in ("full", "cited"):
+        problems.append("scope.mode is not full or cited")
+    elif not (
+        _is_int(scope.get("start_seq"))
+        and _is_int(scope.get("end_seq"))
+        and scope["start_seq"] <= scope["end_seq"]
+    ):
+        problems.append("scope.start_seq and scope.end_seq are not a seq range")
+    elif not isinstance(scope.get("cited_seqs"), list) or not all(
+        _is_int(seq) for seq in scope["cited_seqs"]
+    ):
+        problems.append("scope.cited_seqs is not a list of seqs")
+    if not isinstance(checkpoint, dict) or not _is_int(checkpoint.get("tree_size")):
+        problems.append("checkpoint.tree_size is not a tree size")
+    if not isinstance(period, dict) or not all(
+        period.get(bound) is None or isinstance(period.get(bound), str)
+        for bound in ("start", "end")
+    ):
+        problems.append("period.start and period.end are not times or null")
+    if problems:
+        raise _CheckFailed("manifest.json is malformed: " + "; ".join(problems))
+
+
+def _check_manifest(
+    files: dict[str, bytes], signer_der: bytes | None
+) -> dict[str, Any]:
+    if "manifest.json" not in files:
+        raise _CheckFailed("manifest.json is not embedded")
+    try:
+        manifest = json.loads(files["manifest.json"])
+    except ValueError as error:
+        raise _CheckFailed(f"manifest.json is not JSON: {error}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise _CheckFailed(f"manifest.json is not in the format {MANIFEST_FORMAT}")
+    listed = manifest.get("files")
+    if not isinstance(listed, dict):
+        raise _CheckFailed("manifest.json lists no files")
+    present = set(files) - {"manifest.json"}
+    missing = sorted(set(listed) - present)
+    extra = sorted(present - set(listed))
+    if missing or extra:
+        raise _CheckFailed(
+            f"embedded files differ from the manifest: missing {missing}, "
+            f"not listed {extra}"
+        )
+    for name in sorted(listed):
+        expected = (
+            listed[name].get("sha256") if isinstance(listed[name], dict) else None
+        )
+        actual = hashlib.sha256(files[name]).hexdigest()
+        if actual != expected:
+            raise _CheckFailed(
+                f"{name}: SHA-256 mismatch: expected {expected}, actual {actual}"
+            )
+        if listed[name].get("size") != len(files[name]):
+            raise _CheckFailed(
+                f"{name}: size mismatch: expected {listed[name].get('size')}, "
+                f"actual {len(files[name])}"
+            )
+    _check_manifest_shape(manifest)
+    if "signing-cert.pem" not in files:
+        raise _CheckFailed("signing-cert.pem is not embedded")
+    try:
+        embedded = x509.load_pem_x509_certificate(files["signing-cert.pem"])
+    except ValueError:
+        raise _CheckFailed("signing-cert.pem holds no PEM certificate") from None
+    if (
+        signer_der is not None
+        and embedded.public_bytes(serialization.Encoding.DER) != signer_der
+    ):
+        raise _CheckFailed(
+            "signing-cert.pem is not the certificate that signed the PDF"
+        )
+    return manifest
+
+
+# -- checkpoint, entries, Merkle tree ----------------------------------------
+
+
+def _check_checkpoint(
+    files: dict[str, bytes],
+    manifest: dict[str, Any],
+    verifier_key: str | None,
+    result: PackVerification,
+) -> str:
+    note = files.get("checkpoint.txt")
+    if note is None:
+        raise _CheckFailed("checkpoint.txt is not embedded")
+    note_text = note.decode("utf-8", errors="replace")
+    if verifier_key is not None:
+        key_text, source = verifier_key, "given"
+    else:
+        if "log-key.txt" not in files:
+            raise _CheckFailed("log-key.txt is not embedded and no --key was given")
+        key_text = files["log-key.txt"].decode("utf-8", errors="replace").strip()
+        source = "embedded"
+    result.key_source = source
+    try:
+        verifier: Verifier = parse_verifier_key(key_text.strip())
+        signed = open_checkpoint(note_text, [verifier], origin=manifest.get("origin"))
+    except (CheckpointError, NoteError) as error:
+        raise _CheckFailed(f"{error.message}") from None
+    checkpoint = signed.checkpoint
+    expected = manifest.get("checkpoint", {})
+    if checkpoint.size != expected.get(
+        "tree_size"
+    ) or checkpoint.root.hex() != expected.get("root"):
+        raise _CheckFailed(
+            f"the checkpoint (size {checkpoint.size}, root {checkpoint.root.hex()}) "
+            f"differs from the manifest (size {expected.get('tree_size')}, root "
+            f"{expected.get('root')})"
+        )
+    message = (
+        f"checkpoint of tree size {checkpoint.size} signed by log key "
+        f"{verifier.name}+{verifier.key_id:08x}"
+    )
+    if source == "embedded":
+        message += (
+            "; checked with the key embedded in the pack, which is only as "
+            "trustworthy as the pack: pass --key with the log's verifier key"
+        )
+    return message
+
+
+@dataclass
+class _Entry:
+    seq: int
+    body: bytes
+    leaf: bytes
+    prev: str
+    recorded_at: str
+
+
+def _parse_lines(data: bytes, name: str) -> list[_Entry]:
+    if data and not data.endswith(b"\n"):
+        raise _CheckFailed(f"{name} does not end with a newline")
+    entries = []
+    for number, line in enumerate(data.split(b"\n")[:-1] if data else [], start=1):
+        try:
+            entry = parse_entry(line)
+            canonical = canonical_bytes(parse_json(line))
+        except (CanonicalJSONError, ValueError) as error:
+            raise _CheckFailed(
+                f"{name} line {number} is not an entry: {error}"
+            ) from None
+        if canonical != line:
+            raise _CheckFailed(
+                f"{name} line {number} (seq {entry.seq}) is not RFC 8785 canonical JSON"
+            )
+        entries.append(
+            _Entry(
+                seq=entry.seq,
+                body=line,
+                leaf=entry_hash(line),
+                prev=entry.prev,
+                recorded_at=entry.recorded_at,
+            )
+        )
+    return entries
+
+
+def _check_links(entries: list[_Entry], name: str) -> None:
+    previous: _Entry | None = None
+    for entry in entries:
+        if previous is not None and entry.seq <= previous.seq:
+            raise _CheckFailed(
+                f"{name}: seq {entry.seq} follows seq {previous.seq}; entries must be "
+                "in increasing seq order"
+            )
+        if entry.seq == 0 and entry.prev != GENESIS_PREV:
+            raise _CheckFailed(f"{name}: seq 0 has prev {entry.prev}, expected zeros")
+        if previous is not None and entry.seq == previous.seq + 1:
+            if entry.prev != previous.leaf.hex():
+                raise _CheckFailed(
+                    f"{name}: seq {entry.seq} prev link mismatch: expected "
+                    f"{previous.leaf.hex()}, actual {entry.prev}"
+                )
+            if entry.recorded_at < previous.recorded_at:
+                raise _CheckFailed(
+                    f"{name}: seq {entry.seq} was recorded before seq {previous.seq}"
+                )
+        previous = entry
+
+
+def _check_entries(
+    files: dict[str, bytes], manifest: dict[str, Any]
+) -> tuple[list[_Entry], list[_Entry], str]:
+    scope = manifest.get("scope", {})
+    period = manifest.get("period", {})
+    start_seq, end_seq = scope.get("start_seq"), scope.get("end_seq")
+    ranged: list[_Entry] = []
+    if scope.get("mode") == "full":
+        if "entries.jsonl" not in files:
+            raise _CheckFailed("entries.jsonl is not embedded")
+        ranged = _parse_lines(files["entries.jsonl"], "entries.jsonl")
+        seqs = [entry.seq for entry in ranged]
+        if seqs != list(range(start_seq, end_seq)):
+            raise _CheckFailed(
+                f"entries.jsonl holds seqs {seqs[:3]}...{seqs[-3:]} ({len(seqs)} "
+                f"entries), expected seq {start_seq} to {end_seq - 1}"
+            )
+        _check_links(ranged, "entries.jsonl")
+        for entry in ranged:
+            if (period.get("start") and entry.recorded_at < period["start"]) or (
+                period.get("end") and entry.recorded_at >= period["end"]
+            ):
+                raise _CheckFailed(
+                    f"entries.jsonl: seq {entry.seq} was recorded at "
+                    f"{entry.recorded_at}, outside the period"
+                )
+    elif scope.get("mode") != "cited":
+        raise _CheckFailed(
+            f"the manifest's scope mode {scope.get('mode')!r} is unknown"
+        )
+    cited: list[_Entry] = []
+    if "cited-entries.jsonl" in files:
+        cited = _parse_lines(files["cited-entries.jsonl"], "cited-entries.jsonl")
+        _check_links(cited, "cited-entries.jsonl")
+    in_range = set(range(start_seq, end_seq)) if scope.get("mode") == "full" else set()
+    expected_cited = [seq for seq in scope.get("cited_seqs", []) if seq not in in_range]
+    if [entry.seq for entry in cited] != expected_cited:
+        raise _CheckFailed(
+            f"cited-entries.jsonl holds seqs {[e.seq for e in cited][:10]}, expected "
+            f"the cited seqs {expected_cited[:10]}"
+        )
+    count = len(ranged) + len(cited)
+    return ranged, cited, f"{count} entries hash, link and lie in the period as stated"
+
+
+def _check_merkle(
+    files: dict[str, bytes],
+    ranged: list[_Entry],
+    cited: list[_Entry],
+    root: bytes,
+    tree_size: int,
+) -> str:
+    checked = []
+    if ranged:
+        if "merkle-range.json" not in files:
+            raise _CheckFailed("merkle-range.json is not embedded")
+        try:
+            document = json.loads(files["merkle-range.json"])
+            proof = RangeProof(
+                tree_size=int(document["tree_size"]),
+                start=int(document["start"]),
+                end=int(document["end"]),
+                left=tuple(bytes.fromhex(value) for value in document["left"]),
+                right=tuple(bytes.fromhex(value) for value in document["right"]),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise _CheckFailed(f"merkle-range.json is malformed: {error}") from None
+        if (proof.start, proof.end, proof.tree_size) != (
+            ranged[0].seq,
+            ranged[-1].seq + 1,
+            tree_size,
+        ):
+            raise _CheckFailed(
+                f"merkle-range.json covers [{proof.start}, {proof.end}) of tree size "
+                f"{proof.tree_size}, not the embedded entries [{ranged[0].seq}, "
+                f"{ranged[-1].seq + 1}) of the checkpoint's tree size {tree_size}"
+            )
+        leaves = {entry.seq: entry.leaf for entry in ranged}
+        try:
+            computed = root_from_range(proof, leaves.__getitem__)
+        except ProofError as error:
+            raise _CheckFailed(error.message) from None
+        if computed != root:
+            raise _CheckFailed(
+                f"root mismatch: the checkpoint root is {root.hex()}, the root "
+                f"recomputed from the {len(ranged)} entries is {computed.hex()}"
+            )
+        whole = proof.start == 0 and proof.end == tree_size
+        which = "all" if whole else "the period's"
+        checked.append(
+            f"the root recomputed from {which} {len(ranged)} entries matches "
+            "the checkpoint"
+        )
+    if cited:
+        try:
+            document = json.loads(files["inclusion-proofs.json"])
+            proofs = {int(item["seq"]): item for item in document["proofs"]}
+            size = int(document["tree_size"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise _CheckFailed(
+                f"inclusion-proofs.json is missing or malformed: {error}"
+            ) from None
+        if size != tree_size:
+            raise _CheckFailed(
+                f"inclusion-proofs.json is for tree size {size}, the checkpoint's is "
+                f"{tree_size}"
+            )
+        for entry in cited:
+            item = proofs.get(entry.seq)
+            if item is None:
+                raise _CheckFailed(f"no inclusion proof for cited seq {entry.seq}")
+            try:
+                hashes = [bytes.fromhex(value) for value in item["hashes"]]
+                merkle.verify_inclusion(entry.seq, tree_size, entry.leaf, hashes, root)
+            except (ValueError, KeyError, TypeError) as error:
+                raise _CheckFailed(
+                    f"the inclusion proof of seq {entry.seq} is malformed: {error}"
+                ) from None
+            except ProofError as error:
+                raise _CheckFailed(f"seq {entry.seq}: {error.message}") from None
+        checked.append(f"{len(cited)} inclusion proofs verify against the checkpoint")
+    if not checked:
+        return "no entries in the period and none cited: nothing to tie to the root"
+    return "; ".join(checked)
+
+
+def _run(result: PackVerification, name: str, function: Any, *args: Any) -> Any:
+    try:
+        value = function(*args)
+    except _CheckFailed as error:
+        result.checks.append(CheckOutcome(name, False, str(error)))
+        return None
+    return value
+
+
+def verify_pack(
+    source: bytes | Path,
+    *,
+    trust: Sequence[Path] = (),
+    verifier_key: str | None = None,
+) -> PackVerification:
+    """Run every check on an audit pack; return the outcome of each.
+
+    ``source`` is the PDF's bytes or path; ``trust`` lists certificate files
+    (PEM or DER) to trust; ``verifier_key`` is the log's verifier key in
+    signed-note form (default: the key embedded in the pack).
+
+    Raises:
+        ReportError: ``source`` or a trust certificate cannot be read.
+    """
+    if isinstance(source, Path):
+        try:
+            if source.stat().st_size > _MAX_PACK_SIZE:
+                raise ReportError(
+                    f"{source} is larger than {_MAX_PACK_SIZE} bytes, so it is "
+                    "not an audit pack",
+                    reason="bad-pack",
+                )
+            data = source.read_bytes()
+        except OSError as error:
+            raise ReportError(
+                f"cannot read {source}: {error.strerror}", reason="bad-pack"
+            ) from None
+    else:
+        data = source
+    trusted = _load_trust(trust)
+    result = PackVerification()
+
+    signed = _check_signature(data, trusted, result)
+    revision = signed.revision if signed is not None else data
+    try:
+        files = read_embedded_files(revision)
+    except ReportError as error:
+        result.checks.append(CheckOutcome("manifest", False, error.message))
+        for name in CHECK_NAMES[4:]:
+            result.checks.append(CheckOutcome(name, None, "not run: no embedded files"))
+        return result
+
+    def manifest_check() -> dict[str, Any]:
+        return _check_manifest(files, signed.signer_der if signed else None)
+
+    manifest = _run(result, "manifest", manifest_check)
+    if manifest is None:
+        for name in CHECK_NAMES[4:]:
+            result.checks.append(CheckOutcome(name, None, "not run: no valid manifest"))
+        return result
+    result.manifest_ok = True
+    result.origin = manifest.get("origin")
+    result.checks.append(
+        CheckOutcome("manifest", True, f"{len(files) - 1} files match manifest.json")
+    )
+
+    message = _run(
+        result, "checkpoint", _check_checkpoint, files, manifest, verifier_key, result
+    )
+    if message is not None:
+        result.checkpoint_ok = True
+        result.checks.append(CheckOutcome("checkpoint", True, message))
+    # The Merkle check compares with the checkpoint's root even when the
+    # signature on it failed, to locate the fault; it still fails overall.
+    try:
+        body = files.get("checkpoint.txt", b"").decode("utf-8", errors="replace")
+        body = body.split("\n\n", 1)[0] + "\n"
+        parsed = parse_checkpoint(body)
+        root, tree_size = parsed.root, parsed.size
+    except CheckpointError as error:
+        root, tree_size = None, None
+        checkpoint_problem = error.message
+    result.root = root.hex() if root is not None else None
+    result.tree_size = tree_size
+
+    outcome = _run(result, "entries", _check_entries, files, manifest)
+    if outcome is None:
+        result.checks.append(
+            CheckOutcome("merkle", None, "not run: the entries are invalid")
+        )
+        return result
+    ranged, cited, message = outcome
+    result.entries_ok = True
+    result.entries_checked = len(ranged) + len(cited)
+    result.checks.append(CheckOutcome("entries", True, message))
+
+    if root is None or tree_size is None:
+        result.checks.append(
+            CheckOutcome("merkle", False, f"no checkpoint root: {checkpoint_problem}")
+        )
+        return result
+    message = _run(
+        result, "merkle", _check_merkle, files, ranged, cited, root, tree_size
+    )
+    if message is not None:
+        result.merkle_ok = True
+        result.checks.append(CheckOutcome("merkle", True, message))
+    return result
