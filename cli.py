@@ -146,6 +146,7 @@ def init(ctx: Context, origin: str, unsafe_unencrypted_key: bool) -> None:
     )
     with ledger:
         verifier_key = ledger.signer().verifier_key()
+        _ensure_pack_signing_identity(ctx, ledger, unsafe_unencrypted_key)
     ctx.emit(
         {"origin": origin, "verifier_key": verifier_key},
         f"created ledger {origin}\nverifier key: {verifier_key}",
@@ -195,7 +196,10 @@ def append(ctx: Context, source: str) -> None:
     "decisions.",
 )
 @click.option(
-    "--dataset", default=None, help="Dataset name for items [default: file name]."
+    "--dataset",
+    default=None,
+    help="Dataset name for items [default: label-studio: label-studio-project-N, "
+    "others: the file name].",
 )
 @click.option(
     "--model-name",
@@ -468,9 +472,46 @@ def verify(ctx: Context, trusted_checkpoint: Path | None, keys: tuple[str, ...])
     default=None,
     help="Write to this file instead of standard output.",
 )
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["jsonl", "oscal-ar"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: every entry, exactly the hashed bytes; oscal-ar: a policy "
+    "evaluation as OSCAL 1.1.2 assessment results.",
+)
+@click.option(
+    "--framework",
+    "frameworks",
+    multiple=True,
+    help="oscal-ar: framework to evaluate, e.g. gdpr; repeatable.",
+)
+@click.option("--from", "period_from", default=None, help="oscal-ar: period start.")
+@click.option(
+    "--to", "period_to", default=None, help="oscal-ar: period end (exclusive)."
+)
+@click.option(
+    "--organisation", default=None, help="oscal-ar: issuing party [default: origin]."
+)
 @pass_context
-def export(ctx: Context, out: Path | None) -> None:
-    """Export every entry as JSON Lines: exactly the hashed bytes, one per line."""
+def export(
+    ctx: Context,
+    out: Path | None,
+    export_format: str = "jsonl",
+    frameworks: tuple[str, ...] = (),
+    period_from: str | None = None,
+    period_to: str | None = None,
+    organisation: str | None = None,
+) -> None:
+    """Export every entry as JSON Lines: exactly the hashed bytes, one per line.
+
+    With --format oscal-ar, export a policy evaluation as OSCAL assessment
+    results instead.
+    """
+    if export_format == "oscal-ar":
+        _export_oscal(ctx, out, frameworks, period_from, period_to, organisation)
+        return
     with ctx.open() as ledger:
         handle = out.open("wb") if out else sys.stdout.buffer
         try:
@@ -906,6 +947,234 @@ def tokens_revoke(ctx: Context, token_id: str) -> None:
         info.to_dict(),
         f"revoked API token {info.id} ({info.name}) at {info.revoked_at}",
     )
+
+
+# -- audit packs and OSCAL export -----------------------------------------------
+
+
+def _ensure_pack_signing_identity(
+    ctx: Context, ledger: Ledger, unsafe_unencrypted: bool
+) -> None:
+    """Create the self-signed certificate that signs audit packs, beside the log key."""
+    from ledger.core import default_key_dir
+    from reports.signing import ensure_signing_identity
+
+    key_dir = ledger.config.key_dir or default_key_dir(ctx.db)
+    # A certificate's organisation name holds at most 64 characters (X.520).
+    files = ensure_signing_identity(
+        key_dir, ledger.origin[:64], unsafe_unencrypted=unsafe_unencrypted
+    )
+    if files.created and not ctx.as_json:
+        click.echo(f"audit pack signing certificate: {files.certificate}", err=True)
+
+
+def _evaluate_period(
+    ledger: Ledger,
+    frameworks: tuple[str, ...],
+    period_from: str | None,
+    period_to: str | None,
+) -> Any:
+    from reports.pack import evaluate, parse_period_bound
+
+    if not frameworks:
+        raise InputError("give at least one --framework, e.g. --framework gdpr")
+    return evaluate(
+        ledger,
+        frameworks,
+        start=parse_period_bound(period_from, "--from"),
+        end=parse_period_bound(period_to, "--to"),
+    )
+
+
+def _export_oscal(
+    ctx: Context,
+    out: Path | None,
+    frameworks: tuple[str, ...],
+    period_from: str | None,
+    period_to: str | None,
+    organisation: str | None,
+) -> None:
+    from reports.oscal import assessment_results_json
+
+    with ctx.open() as ledger:
+        evaluation = _evaluate_period(ledger, frameworks, period_from, period_to)
+        document = assessment_results_json(
+            evaluation, origin=ledger.origin, organisation=organisation
+        )
+    if out is None:
+        sys.stdout.buffer.write(document)
+        return
+    try:
+        out.write_bytes(document)
+    except OSError as error:
+        raise InputError(f"cannot write {out}: {error.strerror}") from None
+    click.echo(f"exported OSCAL assessment results to {out}", err=True)
+
+
+@cli.command()
+@click.option(
+    "--framework",
+    "frameworks",
+    multiple=True,
+    required=True,
+    help="Framework to evaluate and report, e.g. gdpr; repeatable.",
+)
+@click.option(
+    "--from",
+    "period_from",
+    default=None,
+    help="Period start: entries recorded at or after this RFC 3339 time or "
+    "YYYY-MM-DD (UTC) [default: the first entry].",
+)
+@click.option(
+    "--to",
+    "period_to",
+    default=None,
+    help="Period end, exclusive: RFC 3339 time or YYYY-MM-DD (UTC) "
+    "[default: the tree head].",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the signed PDF audit pack.",
+)
+@click.option(
+    "--organisation",
+    default=None,
+    help="Organisation named on the cover [default: the log origin].",
+)
+@click.option(
+    "--max-embedded",
+    type=click.IntRange(0),
+    default=10_000,
+    show_default=True,
+    help="Embed every entry of the period up to this many entries; above it, "
+    "only the cited entries, each with an inclusion proof.",
+)
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The organisation's signing certificate (PEM, leaf first); needs --key.",
+)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Private key of --cert (PEM, mode 0600; passphrase from "
+    "GOVLEDGER_SIGNING_PASSPHRASE, else GOVLEDGER_KEY_PASSPHRASE).",
+)
+@click.option(
+    "--pkcs12",
+    "pkcs12_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The organisation's certificate and key as one PKCS#12 file.",
+)
+@click.option(
+    "--tsa-url",
+    default=None,
+    help="RFC 3161 timestamp server to timestamp the signature [default: none].",
+)
+@click.option(
+    "--unsafe-unencrypted-key",
+    is_flag=True,
+    help="Accept an unencrypted signing key (not for production).",
+)
+@pass_context
+def report(
+    ctx: Context,
+    frameworks: tuple[str, ...],
+    period_from: str | None,
+    period_to: str | None,
+    out: Path,
+    organisation: str | None,
+    max_embedded: int,
+    cert: Path | None,
+    key_path: Path | None,
+    pkcs12_file: Path | None,
+    tsa_url: str | None,
+    unsafe_unencrypted_key: bool,
+) -> None:
+    """Evaluate, render, sign and write a PDF audit pack; record it in the ledger."""
+    from ledger.core import default_key_dir
+    from reports.pack import issue_pack
+    from reports.signing import select_identity
+
+    with ctx.open() as ledger:
+        name = organisation or ledger.origin[:64]
+        identity = select_identity(
+            ledger.config.key_dir or default_key_dir(ctx.db),
+            name,
+            cert=cert,
+            key=key_path,
+            pkcs12_file=pkcs12_file,
+            unsafe_unencrypted=unsafe_unencrypted_key,
+        )
+        evaluation = _evaluate_period(ledger, frameworks, period_from, period_to)
+        issued = issue_pack(
+            ledger,
+            evaluation,
+            out=out,
+            identity=identity,
+            organisation=organisation or ledger.origin,
+            max_embedded=max_embedded,
+            tsa_url=tsa_url,
+        )
+    ctx.emit(
+        {
+            "path": str(issued.path),
+            "sha256": issued.sha256,
+            "size": issued.size,
+            "report_issued_seq": issued.receipt["seq"],
+            "receipt": issued.receipt,
+            "manifest": issued.manifest,
+        },
+        f"wrote audit pack {issued.path} ({issued.size:,} bytes)\n"
+        f"sha256 {issued.sha256}\n"
+        f"recorded as report_issued entry seq {issued.receipt['seq']}",
+    )
+
+
+@cli.command(name="verify-pack")
+@click.argument("pack", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--trust",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Certificate (PEM or DER) to trust as the signer or its CA; repeatable.",
+)
+@click.option(
+    "--key",
+    "key",
+    default=None,
+    help="The log's verifier key (note form) or a file holding it "
+    "[default: the key embedded in the pack, only as trustworthy as the pack].",
+)
+@pass_context
+def verify_pack_command(
+    ctx: Context, pack: Path, trust: tuple[Path, ...], key: str | None
+) -> None:
+    """Check an audit pack offline; exit 1 naming each check that fails."""
+    from reports.verify_pack import verify_pack
+
+    result = verify_pack(
+        pack, trust=trust, verifier_key=_read_key(key) if key is not None else None
+    )
+    labels = {True: "ok  ", False: "FAIL", None: "SKIP"}
+    lines = [
+        f"{labels[check.passed]} {check.name}: {check.message}"
+        for check in result.checks
+    ]
+    if result.ok:
+        lines.append(f"ok: all {len(result.checks)} checks passed")
+    else:
+        lines.append(f"FAILED: {', '.join(result.failed)}")
+    ctx.emit(result.to_dict(), "\n".join(lines))
+    if not result.ok:
+        raise SystemExit(EXIT_VERIFY_FAILED)
 
 
 def main() -> None:

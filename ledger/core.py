@@ -182,7 +182,7 @@ class Ledger:
             ).one_or_none()
         if head is None:
             raise StoreError(
-                f"{_redact(url)} holds no ledger; run `govledger init` first"
+                f"{_redact(url)} contains no ledger; run `govledger init` first"
             )
         self.origin: str = head[0]
 
@@ -200,13 +200,13 @@ class Ledger:
 
         Raises:
             StoreError: the URL is invalid, the database is unreachable, or
-                it holds no ledger.
+                it contains no ledger.
         """
         engine = make_engine(url)
         if not schema_exists(engine):
             engine.dispose()
             raise StoreError(
-                f"{_redact(url)} holds no ledger; run `govledger init` first"
+                f"{_redact(url)} contains no ledger; run `govledger init` first"
             )
         return cls(engine, url, config or LedgerConfig(), clock or _utc_now)
 
@@ -225,7 +225,7 @@ class Ledger:
         tlog-checkpoint origin line), e.g. ``example.org/govledger``.
 
         Raises:
-            StoreError: the database already holds a ledger or cannot be
+            StoreError: the database already contains a ledger or cannot be
                 written.
             KeyFileError: the log key cannot be written.
             InputError: ``origin`` is not a valid log name.
@@ -237,7 +237,7 @@ class Ledger:
         engine = make_engine(url)
         if schema_exists(engine):
             engine.dispose()
-            raise StoreError(f"{_redact(url)} already holds a ledger")
+            raise StoreError(f"{_redact(url)} already contains a ledger")
         signer = generate_log_key(origin)
         key_dir = config.key_dir or default_key_dir(url)
         passphrase = config.passphrase or passphrase_from_env()
@@ -339,7 +339,7 @@ class Ledger:
         signer = Signer(self.origin, private_key)
         if f"{signer.key_id:08x}" != key_id:
             raise KeyFileError(
-                f"key file {path} holds key {signer.key_id:08x}, expected "
+                f"key file {path} contains key {signer.key_id:08x}, expected "
                 f"{key_id}; restore the right key file",
                 reason="key-mismatch",
             )

@@ -863,7 +863,7 @@ class _GuardMiddleware:
 _bearer = HTTPBearer(auto_error=False, description="An API token from `tokens create`.")
 
 
-def _service_of(request: Request) -> LedgerService:
+async def _service_of(request: Request) -> LedgerService:
     service: LedgerService = request.app.state.service
     return service
 

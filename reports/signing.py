@@ -42,6 +42,7 @@ __all__ = [
     "load_pem_identity",
     "load_pkcs12_identity",
     "load_signing_identity",
+    "select_identity",
     "self_signed_certificate",
     "sign_pdf",
     "signing_passphrase_from_env",
@@ -519,3 +520,42 @@ def sign_pdf(
             f"signing the audit pack failed: {error}", reason="signing-failed"
         ) from None
     return output.getvalue()
+
+
+def select_identity(
+    key_dir: Path,
+    organisation: str,
+    *,
+    cert: Path | None = None,
+    key: Path | None = None,
+    pkcs12_file: Path | None = None,
+    unsafe_unencrypted: bool = False,
+) -> SigningIdentity:
+    """Return the identity that signs a pack: the organisation's own, or the default.
+
+    ``cert`` with ``key``, or ``pkcs12_file``, name the organisation's own
+    identity. Without them the default identity in ``key_dir`` is used and
+    created first, for ``organisation``, if ``govledger init`` did not.
+
+    Raises:
+        InputError: the options are combined wrongly.
+        KeyFileError: an identity cannot be loaded or created.
+    """
+    if pkcs12_file is not None and (cert is not None or key is not None):
+        raise InputError(
+            "give either --pkcs12 or --cert with --key, not both", reason="bad-identity"
+        )
+    if pkcs12_file is not None:
+        return load_pkcs12_identity(pkcs12_file)
+    if cert is not None or key is not None:
+        if cert is None or key is None:
+            missing = "--key" if key is None else "--cert"
+            raise InputError(
+                f"{missing} is missing: --cert and --key are given together",
+                reason="bad-identity",
+            )
+        return load_pem_identity(cert, key, unsafe_unencrypted=unsafe_unencrypted)
+    ensure_signing_identity(
+        key_dir, organisation, unsafe_unencrypted=unsafe_unencrypted
+    )
+    return load_signing_identity(key_dir, unsafe_unencrypted=unsafe_unencrypted)

@@ -82,7 +82,7 @@ def test_init_prints_verifier_key_and_protects_key(run: Runner) -> None:
 
 def test_init_twice_fails_cleanly(run: Runner) -> None:
     result = run("init", check=3)
-    assert "already holds a ledger" in result.stderr
+    assert "already contains a ledger" in result.stderr
 
 
 def test_append_prints_signed_receipt(run: Runner) -> None:

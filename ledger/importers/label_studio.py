@@ -246,6 +246,31 @@ class _ExportReader:
         if not isinstance(annotation, dict):
             raise input_error(where, "(annotation)", "must be an object")
         annotation_id = _id(annotation, "id", where)
+        record: dict[str, Any] = {
+            "kind": "annotation",
+            "actor": self._actor(annotation.get("completed_by"), where, "completed_by"),
+            "occurred_at": check_time(
+                annotation.get("created_at"), where, "created_at"
+            ),
+            "source": {"system": SOURCE_SYSTEM, "ref": f"annotation/{annotation_id}"},
+            "item": item,
+            "label": self._label(annotation, where, prediction_ids),
+        }
+
+        lead_time = annotation.get("lead_time")
+        if lead_time is not None:
+            if not is_number(lead_time) or lead_time < 0:
+                raise input_error(
+                    where,
+                    "lead_time",
+                    f"must be a number of seconds >= 0, got {lead_time!r}",
+                )
+            record["lead_time_s"] = lead_time
+        return record
+
+    def _label(
+        self, annotation: dict[str, Any], where: str, prediction_ids: set[int]
+    ) -> dict[str, Any]:
         cancelled = annotation.get("was_cancelled", False)
         if not isinstance(cancelled, bool):
             raise input_error(
@@ -259,6 +284,7 @@ class _ExportReader:
             label["ground_truth"] = annotation["ground_truth"]
         if isinstance(annotation.get("origin"), str):
             label["origin"] = annotation["origin"]
+
         parent = _parent_prediction(annotation)
         if parent is not None:
             label["prediction"] = {
@@ -267,32 +293,12 @@ class _ExportReader:
             }
             if parent not in prediction_ids:
                 logger.warning(
-                    "%s: annotation %d cites prediction %d, which is not in the "
-                    "export; the link points to an earlier import, if any",
-                    self.path.name,
-                    annotation_id,
+                    "%s cites prediction %d, which is not in the export; the "
+                    "link names an entry of an earlier import, if any",
+                    where,
                     parent,
                 )
-        record: dict[str, Any] = {
-            "kind": "annotation",
-            "actor": self._actor(annotation.get("completed_by"), where, "completed_by"),
-            "occurred_at": check_time(
-                annotation.get("created_at"), where, "created_at"
-            ),
-            "source": {"system": SOURCE_SYSTEM, "ref": f"annotation/{annotation_id}"},
-            "item": item,
-            "label": label,
-        }
-        lead_time = annotation.get("lead_time")
-        if lead_time is not None:
-            if not is_number(lead_time) or lead_time < 0:
-                raise input_error(
-                    where,
-                    "lead_time",
-                    f"must be a number of seconds >= 0, got {lead_time!r}",
-                )
-            record["lead_time_s"] = lead_time
-        return record
+        return label
 
     def _review(
         self, review: Any, at: str, annotation: dict[str, Any]

@@ -3,9 +3,9 @@
 An email is a direct identifier, so it never becomes an actor id and never
 enters an entry. The actor id is an HMAC-SHA256 (RFC 2104) of the email,
 keyed with a per-ledger secret kept in the key directory, outside the
-database. Without the secret nobody can test guessed emails against the
-actor ids in a ledger, which keeps the ids pseudonymous in the sense of GDPR
-Art. 4(5): the additional information is kept separately.
+database. Without the secret, guessed emails cannot be tested against the
+actor ids in a ledger. This keeps the ids pseudonymous in the sense of GDPR
+Art. 4(5), which requires the additional information to be kept separately.
 """
 
 from __future__ import annotations
