@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -65,6 +66,7 @@ from .tokens import (
     authenticate,
     authorize,
     create_token,
+    hash_token,
     list_tokens,
     revoke_token,
 )
@@ -90,6 +92,8 @@ MAX_JSON_DEPTH = 64
 # Bodies above this size are parsed and validated in a worker thread, so
 # that a large batch does not stall the event loop.
 _INLINE_BODY_BYTES = 64 * 1024
+# Authenticated tokens kept per process; the cache is emptied when full.
+_TOKEN_CACHE_SIZE = 10_000
 _IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"
 # target.seq is stored in a 32-bit INTEGER column on PostgreSQL.
 _MAX_TARGET_SEQ = 2**31 - 1
@@ -447,23 +451,40 @@ class LedgerService:
         *,
         max_body_bytes: int,
         max_records_per_request: int,
+        token_cache_s: float,
     ) -> None:
         self.ledger = ledger
         self.committer = committer
         self.max_body_bytes = max_body_bytes
         self.max_records_per_request = max_records_per_request
+        self.token_cache_s = token_cache_s
+        self._token_cache: dict[str, tuple[TokenInfo, float]] = {}
 
     # -- tokens --------------------------------------------------------------
 
-    def principal(self, token: str | None, permission: str) -> TokenInfo:
+    async def principal(self, token: str | None, permission: str) -> TokenInfo:
         """Authenticate a bearer token and check its role.
+
+        A token that authenticated within the last ``token_cache_s``
+        seconds is not looked up again, so a revoked token keeps working
+        that long in a process that saw it just before.
 
         Raises:
             AuthenticationError: the token is missing, unknown or revoked.
             PermissionDeniedError: the role lacks ``permission``.
             StoreError: the database failed.
         """
-        info = authenticate(self.ledger, token)
+        digest = hash_token(token) if token else ""
+        cached = self._token_cache.get(digest)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            info = cached[0]
+        else:
+            info = await run_in_threadpool(authenticate, self.ledger, token)
+            if self.token_cache_s > 0:
+                if len(self._token_cache) >= _TOKEN_CACHE_SIZE:
+                    self._token_cache.clear()
+                self._token_cache[digest] = (info, now + self.token_cache_s)
         authorize(info, permission)
         return info
 
@@ -476,8 +497,10 @@ class LedgerService:
         return list_tokens(self.ledger)
 
     def revoke_token(self, token_id: str) -> TokenInfo:
-        """Revoke a token; see ``ledger.tokens.revoke_token``."""
-        return revoke_token(self.ledger, token_id)
+        """Revoke a token at once in this process; see ``ledger.tokens.revoke_token``."""
+        info = revoke_token(self.ledger, token_id)
+        self._token_cache.clear()
+        return info
 
     # -- appending -----------------------------------------------------------
 
@@ -863,19 +886,24 @@ class _GuardMiddleware:
 _bearer = HTTPBearer(auto_error=False, description="An API token from `tokens create`.")
 
 
-async def _service_of(request: Request) -> LedgerService:
+def _service_of(request: Request) -> LedgerService:
     service: LedgerService = request.app.state.service
     return service
 
 
-ServiceDep = Annotated[LedgerService, Depends(_service_of)]
+async def _service_dependency(request: Request) -> LedgerService:
+    # A coroutine, so that FastAPI does not move it to a worker thread.
+    return _service_of(request)
+
+
+ServiceDep = Annotated[LedgerService, Depends(_service_dependency)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def _require(permission: str) -> Callable[..., Awaitable[TokenInfo]]:
     async def principal(service: ServiceDep, credentials: Credentials) -> TokenInfo:
         token = credentials.credentials if credentials is not None else None
-        return await run_in_threadpool(service.principal, token, permission)
+        return await service.principal(token, permission)
 
     principal.__name__ = f"require_{permission.replace('-', '_')}"
     return principal
@@ -1146,8 +1174,9 @@ def create_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_records_per_request: int = DEFAULT_MAX_RECORDS_PER_REQUEST,
-    commit_delay_s: float = 0.001,
+    commit_delay_s: float = 0.002,
     commit_max_records: int = 2000,
+    token_cache_s: float = 1.0,
 ) -> FastAPI:
     """Build the HTTP service for the ledger at ``url``.
 
@@ -1174,6 +1203,7 @@ def create_app(
         committer,
         max_body_bytes=max_body_bytes,
         max_records_per_request=max_records_per_request,
+        token_cache_s=token_cache_s,
     )
 
     @asynccontextmanager
