@@ -42,6 +42,10 @@ class Context:
         self.key_dir = Path(key_dir) if key_dir else None
 
     def config(self, **overrides: Any) -> LedgerConfig:
+        # A key written with `init --unsafe-unencrypted-key` loads only when
+        # GOVLEDGER_UNSAFE_UNENCRYPTED_KEY=1 says so again, with a warning.
+        unsafe = os.environ.get("GOVLEDGER_UNSAFE_UNENCRYPTED_KEY") == "1"
+        overrides.setdefault("unsafe_unencrypted_key", unsafe)
         return LedgerConfig(key_dir=self.key_dir, **overrides)
 
     def open(self, **overrides: Any) -> Ledger:

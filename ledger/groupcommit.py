@@ -21,7 +21,9 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -48,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 # Keys looked up per statement, well below SQLite's bound-parameter limit.
 _LOOKUP_CHUNK = 500
+# How often the writer looks at the queue while it waits for more requests.
+_POLL_S = 0.0002
 
 
 class IdempotencyConflictError(InputError):
@@ -120,7 +124,7 @@ class GroupCommitter:
         self,
         ledger: Ledger,
         *,
-        delay_s: float = 0.001,
+        delay_s: float = 0.002,
         max_records: int = 2000,
         max_queued: int = 10_000,
         retry_attempts: int = 8,
@@ -134,6 +138,8 @@ class GroupCommitter:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queued)
         self._thread: threading.Thread | None = None
         self._accepting = False
+        self._incoming = 0
+        self._incoming_lock = threading.Lock()
 
     # -- life cycle --------------------------------------------------------
 
@@ -159,6 +165,21 @@ class GroupCommitter:
         self._thread = None
 
     # -- requests ----------------------------------------------------------
+
+    @contextmanager
+    def incoming(self) -> Iterator[None]:
+        """Mark a request that is being validated and will soon be submitted.
+
+        While any is marked, the writer waits up to ``delay_s`` for it
+        before committing.
+        """
+        with self._incoming_lock:
+            self._incoming += 1
+        try:
+            yield
+        finally:
+            with self._incoming_lock:
+                self._incoming -= 1
 
     def submit(
         self, prepared: list[PreparedRecord], claim: IdempotencyClaim | None = None
@@ -209,19 +230,26 @@ class GroupCommitter:
                 self._commit_batch(batch)
 
     def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
-        """Gather requests for one transaction; tell whether a stop came."""
+        """Gather requests for one transaction; tell whether a stop came.
+
+        The writer takes what is queued, and waits up to ``delay_s`` for
+        more only while other requests are still being validated: with
+        none on the way it commits at once.
+        """
         batch = [first]
         records = len(first.prepared)
         deadline = time.monotonic() + self._delay_s
         while records < self._max_records:
-            remaining = deadline - time.monotonic()
             try:
-                if remaining > 0:
-                    item = self._queue.get(timeout=remaining)
-                else:
-                    item = self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._incoming == 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=min(remaining, _POLL_S))
+                except queue.Empty:
+                    continue
             if item is _STOP:
                 return batch + self._drain(), True
             batch.append(item)

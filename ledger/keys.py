@@ -311,8 +311,9 @@ def _load_unencrypted(
     if not unsafe_unencrypted:
         raise KeyFileError(
             f"key file {path} is not encrypted; re-encrypt it with a "
-            "passphrase, or allow an unencrypted key explicitly with "
-            "unsafe_unencrypted=True",
+            "passphrase, or allow an unencrypted key explicitly "
+            "(command line: GOVLEDGER_UNSAFE_UNENCRYPTED_KEY=1; Python: "
+            "LedgerConfig(unsafe_unencrypted_key=True))",
             reason="unencrypted-key",
         )
     logger.warning(

@@ -497,7 +497,7 @@ class LedgerService:
         return list_tokens(self.ledger)
 
     def revoke_token(self, token_id: str) -> TokenInfo:
-        """Revoke a token at once in this process; see ``ledger.tokens.revoke_token``."""
+        """Revoke a token, in this process at once; see ``tokens.revoke_token``."""
         info = revoke_token(self.ledger, token_id)
         self._token_cache.clear()
         return info
@@ -520,13 +520,16 @@ class LedgerService:
             StoreError: the database failed or the queue is full; nothing
                 of this request was written.
         """
-        if document.size > _INLINE_BODY_BYTES:
-            prepared, claim = await run_in_threadpool(
-                self._prepare, document.value, principal, idempotency_key
-            )
-        else:
-            prepared, claim = self._prepare(document.value, principal, idempotency_key)
-        future = self.committer.submit(prepared.records, claim)
+        with self.committer.incoming():
+            if document.size > _INLINE_BODY_BYTES:
+                prepared, claim = await run_in_threadpool(
+                    self._prepare, document.value, principal, idempotency_key
+                )
+            else:
+                prepared, claim = self._prepare(
+                    document.value, principal, idempotency_key
+                )
+            future = self.committer.submit(prepared.records, claim)
         outcome = await asyncio.wrap_future(future)
         return outcome, prepared.single
 
@@ -1184,6 +1187,13 @@ def create_app(
     key directory or passphrase fails before the server listens. The
     group-commit writer starts with the application and stops, after
     committing what is queued, when it shuts down.
+
+    ``max_body_bytes`` bounds a request body (413 above it) and
+    ``max_records_per_request`` a batch (422 above it). The writer waits up
+    to ``commit_delay_s`` for more requests while others are being
+    validated, and puts at most ``commit_max_records`` records in one
+    transaction. A token is looked up again after ``token_cache_s``
+    seconds (0: on every request).
 
     Raises:
         StoreError: the URL names no ledger.

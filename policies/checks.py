@@ -163,7 +163,16 @@ def _hours(seconds: float | None) -> float | None:
 
 
 def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+    """Return ``1 entry``, ``2 entries``: the count with the noun in number."""
+    if count == 1:
+        return f"1 {noun}"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "o", "u"):
+        return f"{count} {noun[:-1]}ies"
+    return f"{count} {noun}s"
+
+
+def _verb(count: int, singular: str, plural: str) -> str:
+    return singular if count == 1 else plural
 
 
 # -- ledger integrity ---------------------------------------------------------
@@ -303,7 +312,7 @@ def clock_skew(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
                 "clock-skew",
                 "high",
                 f"{_plural(skew.future, 'entry')} occurred more than {tolerance:g} s "
-                "after the ledger recorded them: the source clock runs ahead",
+                "after being recorded: the source clock runs ahead",
                 skew.future,
                 evidence.clock_skew_samples("future"),
             )
@@ -314,9 +323,10 @@ def clock_skew(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "clock-skew",
                 "low",
-                f"{_plural(skew.late, 'entry')} recorded more than {tolerance:g} s "
-                "after they occurred: delayed or back-filled logging, or a source "
-                "clock running behind",
+                f"{_plural(skew.late, 'entry')} "
+                f"{_verb(skew.late, 'was', 'were')} recorded more than "
+                f"{tolerance:g} s after occurring: delayed or back-filled logging, "
+                "or a source clock running behind",
                 skew.late,
                 evidence.clock_skew_samples("late"),
             )
@@ -328,14 +338,14 @@ def clock_skew(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
     )
     if status == "satisfied":
         rationale = (
-            f"all {_plural(skew.entries, 'entry')} were recorded within "
-            f"{tolerance:g} s of when they occurred"
+            f"no entry was recorded more than {tolerance:g} s away from its "
+            f"occurred_at ({_plural(skew.entries, 'entry')} checked)"
         )
     else:
         rationale = (
-            f"of {_plural(skew.entries, 'entry')}, {skew.future} occurred after they "
-            f"were recorded and {skew.late} were recorded late, beyond "
-            f"{tolerance:g} s"
+            f"beyond the {tolerance:g} s tolerance, {skew.future} of "
+            f"{_plural(skew.entries, 'entry')} occurred after being recorded and "
+            f"{skew.late} {_verb(skew.late, 'was', 'were')} recorded late"
         )
     return _Outcome(status, rationale, figures, tuple(findings), summary)
 
@@ -390,7 +400,7 @@ def actor_identification(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "actor-identification",
                 "high",
-                f"{_plural(count, 'entry')} name no actor",
+                f"{_plural(count, 'entry')} {_verb(count, 'names', 'name')} no actor",
                 count,
                 evidence.actor_samples([None]),
             )
@@ -413,7 +423,8 @@ def actor_identification(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
                 "actor-identification",
                 "medium",
                 f"actor ids {', '.join(repr(raw) for raw in ids)} differ only in case "
-                "or Unicode normalisation, so they may be one identity under two ids",
+                "or Unicode normalisation, so one identity may act under several "
+                "ids",
                 count,
                 evidence.actor_samples(ids),
             )
@@ -431,12 +442,12 @@ def actor_identification(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
     }
     if status == "satisfied":
         rationale = (
-            f"all {_plural(total, 'entry')} name one of {figures['actors']} distinct, "
-            "individual actor ids"
+            f"every entry ({_plural(total, 'entry')} in all) names one of "
+            f"{figures['actors']} distinct, individual actor ids"
         )
     else:
         rationale = (
-            f"{failing} of {_plural(total, 'entry')} lack an individual actor and "
+            f"{failing} of {_plural(total, 'entry')} lack an individual actor, and "
             f"{len(ambiguous)} groups of actor ids collide after normalisation"
         )
     summary = (
@@ -486,8 +497,9 @@ def human_oversight(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "human-oversight",
                 "high",
-                f"{_plural(o.overdue, 'decision')} needing review have no human "
-                f"review, {policy.review_deadline_hours:g} h after they were recorded",
+                f"{_plural(o.overdue, 'decision')} needing review "
+                f"{_verb(o.overdue, 'has', 'have')} no human review "
+                f"{policy.review_deadline_hours:g} h after recording",
                 o.overdue,
                 evidence.oversight_samples("overdue"),
             )
@@ -497,7 +509,8 @@ def human_oversight(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "human-oversight",
                 "info",
-                f"{_plural(o.pending, 'decision')} await human review, still within "
+                f"{_plural(o.pending, 'decision')} "
+                f"{_verb(o.pending, 'awaits', 'await')} human review, still within "
                 f"the {policy.review_deadline_hours:g} h deadline",
                 o.pending,
             )
@@ -507,7 +520,8 @@ def human_oversight(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "human-oversight",
                 "medium",
-                f"{_plural(o.reviewed_by_service_only, 'decision')} were reviewed only "
+                f"{_plural(o.reviewed_by_service_only, 'decision')} "
+                f"{_verb(o.reviewed_by_service_only, 'was', 'were')} reviewed only "
                 "by a service (svc:), not by a person",
                 o.reviewed_by_service_only,
             )
@@ -561,8 +575,8 @@ def review_timeliness(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "review-timeliness",
                 "medium",
-                f"{_plural(o.late, 'decision')} were reviewed after more than "
-                f"{deadline:g} h",
+                f"{_plural(o.late, 'decision')} {_verb(o.late, 'was', 'were')} "
+                f"reviewed after more than {deadline:g} h",
                 o.late,
                 evidence.oversight_samples("late"),
             )
@@ -572,8 +586,8 @@ def review_timeliness(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "review-timeliness",
                 "high",
-                f"{_plural(o.overdue, 'decision')} are past the {deadline:g} h "
-                "deadline without a human review",
+                f"{_plural(o.overdue, 'decision')} {_verb(o.overdue, 'is', 'are')} "
+                f"past the {deadline:g} h deadline without a human review",
                 o.overdue,
                 evidence.oversight_samples("overdue"),
             )
@@ -619,8 +633,8 @@ def segregation_of_duties(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
     }
     if resolved == 0:
         return _not_assessed(
-            f"none of the {_plural(reviews, 'review')} in the period targets an entry "
-            "of the ledger",
+            f"no review in the period ({_plural(reviews, 'review')}) targets an "
+            "entry of the ledger",
             figures,
         )
     findings = []
@@ -647,17 +661,18 @@ def segregation_of_duties(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "segregation-of-duties",
                 "medium",
-                f"{_plural(reviews - resolved, 'review')} target no entry in the "
+                f"{_plural(reviews - resolved, 'review')} "
+                f"{_verb(reviews - resolved, 'targets', 'target')} no entry in the "
                 "ledger",
                 reviews - resolved,
             )
         )
     status = _grade(resolved, self_reviews)
     rationale = (
-        f"{self_reviews} of {_plural(resolved, 'review')} were made by the actor of "
+        f"{self_reviews} of {_plural(resolved, 'review')} came from the actor of "
         "the reviewed entry"
     )
-    summary = f"{self_reviews} self-reviews in {_plural(resolved, 'review')}"
+    summary = f"{_plural(self_reviews, 'self-review')} in {resolved}"
     return _Outcome(status, rationale, figures, tuple(findings), summary)
 
 
@@ -707,8 +722,9 @@ def override_rate(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         )
     status: Status = "not-satisfied" if over else "satisfied"
     rationale = (
-        f"{overridden} of {_plural(reviewed, 'reviewed decision')} were rejected or "
-        f"corrected ({overridden / reviewed:.1%}; alert above {alert:.0%})"
+        f"reviewers rejected or corrected {overridden} of "
+        f"{_plural(reviewed, 'reviewed decision')} ({overridden / reviewed:.1%}; "
+        f"alert above {alert:.0%})"
     )
     summary = f"override rate {overridden / reviewed:.1%} ({overridden}/{reviewed})"
     return _Outcome(status, rationale, figures, tuple(findings), summary)
@@ -852,7 +868,8 @@ def annotation_provenance(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "annotation-provenance",
                 "medium",
-                f"{_plural(p.incomplete, 'annotation')} lack a guideline version, "
+                f"{_plural(p.incomplete, 'annotation')} "
+                f"{_verb(p.incomplete, 'lacks', 'lack')} a guideline version, "
                 f"dataset or item id ({p.missing_guideline} without guideline)",
                 p.incomplete,
                 evidence.provenance_samples(),
@@ -976,7 +993,8 @@ def explanation_coverage(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "explanation-coverage",
                 "high",
-                f"{_plural(adverse_missing, 'adverse decision')} carry no explanation",
+                f"{_plural(adverse_missing, 'adverse decision')} "
+                f"{_verb(adverse_missing, 'carries', 'carry')} no explanation",
                 adverse_missing,
                 evidence.explanation_samples(adverse_only=True),
             )
@@ -986,7 +1004,8 @@ def explanation_coverage(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "explanation-coverage",
                 "medium",
-                f"{_plural(other_missing, 'other decision')} carry no explanation",
+                f"{_plural(other_missing, 'other decision')} "
+                f"{_verb(other_missing, 'carries', 'carry')} no explanation",
                 other_missing,
                 evidence.explanation_samples(adverse_only=False),
             )
@@ -1024,7 +1043,8 @@ def decision_traceability(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "decision-traceability",
                 "medium",
-                f"{_plural(t.incomplete, 'decision')} lack a model version, input hash "
+                f"{_plural(t.incomplete, 'decision')} "
+                f"{_verb(t.incomplete, 'lacks', 'lack')} a model version, input hash "
                 f"or item ({t.missing_input_hash} without input_sha256)",
                 t.incomplete,
                 evidence.traceability_samples(),
@@ -1083,8 +1103,9 @@ def retention_coverage(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "retention-coverage",
                 "high",
-                f"{_plural(expired, 'entry')} keep personal values past their "
-                "retention; erase them with `govledger erase --expired`",
+                f"{_plural(expired, 'entry')} {_verb(expired, 'keeps', 'keep')} "
+                "personal values past their retention; erase them with "
+                "`govledger erase --expired`",
                 expired,
                 evidence.retention_samples(),
             )
@@ -1113,7 +1134,9 @@ def retention_coverage(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         status = _worst(status, "partially-satisfied")
     if status == "satisfied":
         held = (
-            f"{_plural(with_values, 'entry')} hold personal values, none past retention"
+            f"{_plural(with_values, 'entry')} "
+            f"{_verb(with_values, 'holds', 'hold')} personal values, none past "
+            "retention"
             if with_values
             else "no personal values are stored"
         )
@@ -1180,8 +1203,9 @@ def erasure_fulfilment(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             _finding(
                 "erasure-fulfilment",
                 "low",
-                f"{_plural(unmeasured, 'erasure entry')} record no "
-                "request_received_at, so their time to fulfil is unknown",
+                f"{_plural(unmeasured, 'erasure entry')} "
+                f"{_verb(unmeasured, 'records', 'record')} no "
+                "request_received_at, so the time to fulfil is unknown",
                 unmeasured,
                 evidence.erasure_samples("unmeasured"),
             )

@@ -1291,11 +1291,11 @@ class Evidence:
         return self._memo("explanations", compute)
 
     def explanation_samples(self, *, adverse_only: bool) -> tuple[int, ...]:
-        """Return seqs of decisions without an explanation (adverse ones if asked)."""
+        """Return seqs of unexplained decisions, adverse ones or the others."""
         d = ENTRIES.alias("d")
         conditions = [d.c.kind == "decision", *self._scope(d), ~self._explained(d)]
-        if adverse_only:
-            conditions.append(self.adverse(d))
+        adverse = self.adverse(d)
+        conditions.append(adverse if adverse_only else ~adverse)
         return self._sample(select(d.c.seq).where(*conditions))
 
     def _untraceable(self, d: FromClause) -> dict[str, ColumnElement[bool]]:

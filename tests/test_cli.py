@@ -275,3 +275,22 @@ def test_key_rotation_from_cli(run: Runner) -> None:
     assert new == rotated["verifier_key"]
     assert new != old
     assert run("verify").returncode == 0
+
+
+def test_unencrypted_key_needs_explicit_consent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GOVLEDGER_KEY_PASSPHRASE")
+    runner = Runner(tmp_path)
+    result = runner("init", "--unsafe-unencrypted-key")
+    assert "unencrypted" in result.stderr
+    path = runner.write("record.json", json.dumps(DECISION))
+    refused = runner("append", str(path), check=3)
+    assert "GOVLEDGER_UNSAFE_UNENCRYPTED_KEY=1" in refused.stderr
+    os.environ["GOVLEDGER_UNSAFE_UNENCRYPTED_KEY"] = "1"
+    try:
+        accepted = runner("append", str(path))
+    finally:
+        del os.environ["GOVLEDGER_UNSAFE_UNENCRYPTED_KEY"]
+    assert "appended seq 0" in accepted.stdout
+    assert "unencrypted" in accepted.stderr

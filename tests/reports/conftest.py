@@ -42,7 +42,9 @@ def base_pack(tmp_path_factory: pytest.TempPathFactory) -> BasePack:
     clock = Clock()
     with create_ledger(url, key_dir, clock) as ledger:
         populate(ledger, clock)
-        files = ensure_signing_identity(key_dir, "Example Health", passphrase=PASSPHRASE)
+        files = ensure_signing_identity(
+            key_dir, "Example Health", passphrase=PASSPHRASE
+        )
         identity = load_signing_identity(key_dir, passphrase=PASSPHRASE)
         evaluation = evaluation_for(ledger)
         issued = issue_pack(

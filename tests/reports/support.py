@@ -8,7 +8,6 @@ ledger, so that packs are checked against real entries.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import shutil
 import socket
@@ -96,12 +95,12 @@ def populate(ledger: Ledger, clock: Clock | None = None, days: int = 3) -> None:
         base = ledger.size
         ledger.append_many([decision(base + i) for i in range(10)])
         verdicts = ["accept", "reject", "correct", "accept", "escalate"]
-        ledger.append_many(
-            [review(base + i, verdicts[i % 5]) for i in range(0, 10, 2)]
-        )
+        ledger.append_many([review(base + i, verdicts[i % 5]) for i in range(0, 10, 2)])
         ledger.append_many(
             [
-                annotation(item, annotator, "urgent" if (item + annotator) % 3 else "routine")
+                annotation(
+                    item, annotator, "urgent" if (item + annotator) % 3 else "routine"
+                )
                 for item in range(3)
                 for annotator in range(2)
             ]
@@ -257,7 +256,10 @@ def rebuild_pack(files: dict[str, bytes], identity: SigningIdentity) -> bytes:
     """Embed ``files`` in a new PDF and sign it, as a forger would."""
     pdf = html_to_pdf(
         "<html><body><p>rebuilt pack</p></body></html>",
-        [EmbeddedFile(name=name, data=data, description=name) for name, data in files.items()],
+        [
+            EmbeddedFile(name=name, data=data, description=name)
+            for name, data in files.items()
+        ],
         moment=START,
     )
     return sign_pdf(pdf, identity)
@@ -271,7 +273,9 @@ def update_manifest(files: dict[str, bytes], *names: str) -> None:
     for name in names:
         manifest["files"][name]["sha256"] = hashlib.sha256(files[name]).hexdigest()
         manifest["files"][name]["size"] = len(files[name])
-    files["manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    files["manifest.json"] = (
+        json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    ).encode()
 
 
 def byte_range(pdf: bytes) -> list[int]:
@@ -301,6 +305,12 @@ def attachment_names(pdf_path: Path) -> list[str]:
 
 def pdf_text(pdf_path: Path, *args: str) -> str:
     return poppler("pdftotext", "-layout", *args, str(pdf_path), "-")
+
+
+def page_count(pdf_path: Path) -> int:
+    info = poppler("pdfinfo", str(pdf_path))
+    line = next(line for line in info.splitlines() if line.startswith("Pages:"))
+    return int(line.split()[-1])
 
 
 def unwrap(text: str) -> str:
@@ -344,7 +354,3 @@ class ConnectionCounter:
         self._stop.set()
         self._thread.join(timeout=5)
         self._socket.close()
-
-
-def stream(data: bytes) -> io.BytesIO:
-    return io.BytesIO(data)
