@@ -953,6 +953,259 @@ def tokens_revoke(ctx: Context, token_id: str) -> None:
     )
 
 
+# -- policies and evaluation ----------------------------------------------------
+
+
+@cli.group(name="policies")
+def policies_group() -> None:
+    """List frameworks and their controls; set the policy thresholds."""
+
+
+@policies_group.command(name="list")
+@pass_context
+def policies_list(ctx: Context) -> None:
+    """List the frameworks: built-in and plug-ins."""
+    from policies import list_frameworks
+
+    data = [
+        {
+            "id": framework.id,
+            "title": framework.title,
+            "version": framework.version,
+            "controls": len(framework.controls),
+        }
+        for framework in list_frameworks()
+    ]
+    ctx.emit(
+        data,
+        lambda: "\n".join(
+            f"{item['id']:<12} {item['controls']:>3} controls  {item['title']} "
+            f"({item['version']})"
+            for item in data
+        ),
+    )
+
+
+@policies_group.command(name="show")
+@click.argument("framework_id", metavar="FRAMEWORK")
+@pass_context
+def policies_show(ctx: Context, framework_id: str) -> None:
+    """Show a framework's controls and the checks that serve each."""
+    from policies import get_framework
+
+    framework = get_framework(framework_id)
+    controls = [
+        {
+            "id": control.id,
+            "title": control.title,
+            "description": control.description,
+            "checks": list(control.checks),
+            "other_evidence": control.other_evidence,
+            "ledger_evidences_part": control.ledger_evidences_part,
+        }
+        for control in framework.controls
+    ]
+    data = {
+        "id": framework.id,
+        "title": framework.title,
+        "version": framework.version,
+        "controls": controls,
+    }
+
+    def text() -> str:
+        lines = [f"{framework.id}: {framework.title} ({framework.version})"]
+        for control in controls:
+            lines.append(f"\n{control['id']}  {control['title']}")
+            lines.append(f"    {control['description']}")
+            lines.append(f"    checks: {', '.join(control['checks'])}")
+            if control["other_evidence"]:
+                lines.append(f"    beyond the ledger: {control['other_evidence']}")
+        return "\n".join(lines)
+
+    ctx.emit(data, text)
+
+
+@policies_group.command(name="current")
+@pass_context
+def policies_current(ctx: Context) -> None:
+    """Print the policy in force and the policy_config entry that set it."""
+    from policies.config import policy_in_force
+
+    with ctx.open() as ledger:
+        policy, seq = policy_in_force(ledger)
+    data = {"policy_seq": seq, "policy": policy.to_record()}
+    source = "defaults" if seq is None else f"policy_config entry seq {seq}"
+    ctx.emit(
+        data,
+        lambda: (
+            f"policy in force: {source}\n"
+            + json.dumps(policy.to_record(), ensure_ascii=False, indent=2)
+        ),
+    )
+
+
+def _policy_receipt_text(receipt: dict[str, Any] | None, what: str) -> str:
+    if receipt is None:
+        return f"{what}: the policy in force is unchanged; nothing appended"
+    return f"{what}: appended policy_config entry seq {receipt['seq']}"
+
+
+@policies_group.command(name="set")
+@click.argument("key")
+@click.argument("value")
+@click.option(
+    "--actor",
+    default=None,
+    help="Who changes the policy: user:<id> or svc:<id> "
+    "[default: GOVLEDGER_ACTOR, else user:<login name>].",
+)
+@pass_context
+def policies_set(ctx: Context, key: str, value: str, actor: str | None) -> None:
+    """Set one threshold (KEY VALUE, VALUE as JSON) and record it in the ledger.
+
+    KEY is a [policy] key such as review_deadline_hours, or retention.KIND;
+    see `govledger policies current` for the keys and values in force.
+    """
+    from policies.config import policy_in_force, record_policy, set_policy_value
+
+    with ctx.open() as ledger:
+        current, _seq = policy_in_force(ledger)
+        policy = set_policy_value(current, key, value)
+        receipt = record_policy(
+            ledger, policy, actor=actor or _default_actor(), source=f"set {key}"
+        )
+    ctx.emit(
+        {"receipt": receipt, "policy": policy.to_record()},
+        _policy_receipt_text(receipt, f"{key} = {value}"),
+    )
+
+
+@policies_group.command(name="apply")
+@click.argument(
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="govledger.toml",
+    required=False,
+)
+@click.option(
+    "--actor",
+    default=None,
+    help="Who changes the policy: user:<id> or svc:<id> "
+    "[default: GOVLEDGER_ACTOR, else user:<login name>].",
+)
+@pass_context
+def policies_apply(ctx: Context, path: Path, actor: str | None) -> None:
+    """Record the [policy] and [retention] tables of a TOML file as the policy.
+
+    Keys the file leaves out take their defaults. [default FILE:
+    ./govledger.toml]
+    """
+    from policies.config import apply_policy_file
+
+    with ctx.open() as ledger:
+        receipt, policy = apply_policy_file(
+            ledger, path, actor=actor or _default_actor()
+        )
+    ctx.emit(
+        {"receipt": receipt, "policy": policy.to_record()},
+        _policy_receipt_text(receipt, str(path)),
+    )
+
+
+def _cited(seqs: tuple[int, ...], shown: int = 6) -> str:
+    if not seqs:
+        return "-"
+    text = ",".join(str(seq) for seq in seqs[:shown])
+    if len(seqs) > shown:
+        text += f" +{len(seqs) - shown}"
+    return text
+
+
+def _evaluation_table(evaluation: Any) -> str:
+    """Render an Evaluation as text: one table of controls per framework."""
+    summaries = {check.id: check.summary for check in evaluation.checks}
+    source = (
+        "defaults"
+        if evaluation.policy_seq is None
+        else f"policy_config entry seq {evaluation.policy_seq}"
+    )
+    lines = [
+        f"period: {evaluation.period_start or '(open)'} to "
+        f"{evaluation.period_end or '(open)'}; tree size {evaluation.tree_size}, "
+        f"root {evaluation.root[:16]}...",
+        f"policy: {source}",
+    ]
+    width = 60
+    for framework in evaluation.frameworks:
+        lines.append("")
+        lines.append(f"{framework.id}: {framework.title} ({framework.version})")
+        header = f"  {'control':<22}{'status':<21}{'key figures':<{width + 2}}"
+        lines.append(header + "cited seqs")
+        for control in framework.controls:
+            figures = "; ".join(summaries[check] for check in control.checks)
+            if len(figures) > width:
+                figures = figures[: width - 3] + "..."
+            lines.append(
+                f"  {control.control_id:<22}{control.status:<21}"
+                f"{figures:<{width + 2}}{_cited(control.cited_seqs)}"
+            )
+        counts = framework.status_counts()
+        lines.append(
+            "  " + ", ".join(f"{status} {count}" for status, count in counts.items())
+        )
+    return "\n".join(lines)
+
+
+@cli.command(name="evaluate")
+@click.option(
+    "--framework",
+    "frameworks",
+    multiple=True,
+    help="Framework id, repeatable [default: all]; see `govledger policies list`.",
+)
+@click.option(
+    "--from",
+    "period_from",
+    default=None,
+    help="Period start on recorded_at, inclusive: a date or RFC 3339 time.",
+)
+@click.option(
+    "--to",
+    "period_to",
+    default=None,
+    help="Period end on recorded_at, exclusive: a date or RFC 3339 time.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the evaluation as JSON.")
+@pass_context
+def evaluate_command(
+    ctx: Context,
+    frameworks: tuple[str, ...],
+    period_from: str | None,
+    period_to: str | None,
+    as_json: bool,
+) -> None:
+    """Evaluate the controls of frameworks over a period; exit 0 whatever the status.
+
+    Evaluation is not verification: controls that are not satisfied are
+    reported, not failed on. Bad input (an unknown framework or time)
+    exits 2.
+    """
+    from policies import evaluate
+    from policies.evidence import parse_time_bound
+
+    start = parse_time_bound(period_from, "--from")
+    end = parse_time_bound(period_to, "--to")
+    with ctx.open() as ledger:
+        with _progress(ledger.size, "verifying") as update:
+            evaluation = evaluate(
+                ledger, frameworks or None, start=start, end=end, progress=update
+            )
+    if as_json or ctx.as_json:
+        click.echo(json.dumps(evaluation.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(_evaluation_table(evaluation))
+
+
 # -- audit packs and OSCAL export -----------------------------------------------
 
 

@@ -130,25 +130,29 @@ class _ConnectionNodeReader:
         self._connection = connection
 
     def read_nodes(self, addresses: Sequence[tuple[int, int]]) -> list[bytes]:
+        # At most two statements per call, whatever the number of levels: a
+        # proof touches O(log n) nodes and each round trip costs more than
+        # the index lookup itself.
         leaves = sorted({idx for level, idx in addresses if level == 0})
         inner = sorted({(level, idx) for level, idx in addresses if level > 0})
         found: dict[tuple[int, int], bytes] = {}
         if leaves:
-            rows = self._connection.execute(
-                select(EntryRow.seq, EntryRow.entry_hash).where(
-                    EntryRow.seq.in_(leaves)
-                )
+            marks = ", ".join("?" for _ in leaves)
+            rows = _fetch_driver_sql(
+                self._connection,
+                f"SELECT seq, entry_hash FROM entries WHERE seq IN ({marks})",
+                tuple(leaves),
             )
             for seq, hex_hash in rows:
                 found[(0, seq)] = bytes.fromhex(hex_hash)
-        for level in sorted({level for level, _ in inner}):
-            indices = [idx for lvl, idx in inner if lvl == level]
-            rows = self._connection.execute(
-                select(MerkleNode.idx, MerkleNode.hash).where(
-                    MerkleNode.level == level, MerkleNode.idx.in_(indices)
-                )
+        if inner:
+            condition = " OR ".join("(level = ? AND idx = ?)" for _ in inner)
+            rows = _fetch_driver_sql(
+                self._connection,
+                f"SELECT level, idx, hash FROM merkle_nodes WHERE {condition}",
+                tuple(value for pair in inner for value in pair),
             )
-            for idx, node in rows:
+            for level, idx, node in rows:
                 found[(level, idx)] = bytes(node)
         try:
             return [found[address] for address in addresses]
@@ -1350,6 +1354,15 @@ def _as_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8", errors="surrogateescape")
     return bytes(value)
+
+
+def _fetch_driver_sql(
+    connection: Connection, statement: str, parameters: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
+    """Run one query written with ``?`` markers on either driver; return rows."""
+    if connection.dialect.paramstyle != "qmark":
+        statement = statement.replace("?", "%s")
+    return [tuple(row) for row in connection.exec_driver_sql(statement, parameters)]
 
 
 def _execute_driver_sql(

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ledger.records import INPUT_KINDS
 
-from .config import AI_ACT_MIN_RETENTION_YEARS, PolicyConfig, normalise_actor
+from .config import PolicyConfig, normalise_actor
 from .evidence import CONFIDENCE_BINS, Evidence
 from .model import CheckResult, Finding, Status
 
@@ -1065,28 +1065,24 @@ def decision_traceability(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
 
 @_check("retention-coverage", "Personal values are erased when retention ends")
 def retention_coverage(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
-    """Check retention rules per kind and that no personal value outlives its rule.
+    """Check that no personal value is kept past its kind's retention.
 
-    GDPR Art. 5(1)(e) limits storage; HIPAA 164.316(b)(2)(i) asks for six
-    years and EU AI Act Art. 19(1) for at least six months of logs, so a
-    retention shorter than six months is a finding.
+    GDPR Art. 5(1)(e) limits how long identifying data is kept. Every input
+    kind has a retention in years (HIPAA 164.316(b)(2)(i) six years by
+    default, never below the six months of EU AI Act Art. 19(1)), counted
+    from ``recorded_at`` by the calendar rule of `govledger erase --expired`.
     """
     empty = _no_entries(evidence)
     if empty is not None:
         return empty
     r = evidence.retention()
-    years = policy.retention.years()
-    kinds = sorted(kind for kind in evidence.kinds() if kind in INPUT_KINDS)
-    uncovered = [kind for kind in kinds if kind not in years]
-    short = sorted(
-        kind for kind, value in years.items() if value < AI_ACT_MIN_RETENTION_YEARS
-    )
     with_values = sum(count for count, _ in r.per_kind.values())
     expired = sum(count for _, count in r.per_kind.values())
     figures = {
-        "retention_years": years,
-        "kinds_in_period": kinds,
-        "kinds_without_retention": uncovered,
+        "retention_years": policy.retention.years(),
+        "kinds_in_period": sorted(
+            kind for kind in evidence.kinds() if kind in INPUT_KINDS
+        ),
         "personal_values": r.personal_values,
         "personal_fields": list(r.personal_fields),
         "entries_with_personal_values": with_values,
@@ -1096,43 +1092,8 @@ def retention_coverage(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         },
         "entries_with_subject": r.entries_with_subject,
     }
-    findings = []
-    status: Status = "satisfied"
-    if expired:
-        findings.append(
-            _finding(
-                "retention-coverage",
-                "high",
-                f"{_plural(expired, 'entry')} {_verb(expired, 'keeps', 'keep')} "
-                "personal values past their retention; erase them with "
-                "`govledger erase --expired`",
-                expired,
-                evidence.retention_samples(),
-            )
-        )
-        status = _grade(with_values, expired)
-    if uncovered:
-        findings.append(
-            _finding(
-                "retention-coverage",
-                "medium",
-                f"no retention is configured for {', '.join(uncovered)}",
-                len(uncovered),
-            )
-        )
-        status = _worst(status, "partially-satisfied")
-    if short:
-        findings.append(
-            _finding(
-                "retention-coverage",
-                "medium",
-                f"retention of {', '.join(short)} is shorter than the six months "
-                "that EU AI Act Art. 19(1) requires for logs",
-                len(short),
-            )
-        )
-        status = _worst(status, "partially-satisfied")
-    if status == "satisfied":
+    summary = f"{expired} expired of {with_values} with personal values"
+    if not expired:
         held = (
             f"{_plural(with_values, 'entry')} "
             f"{_verb(with_values, 'holds', 'hold')} personal values, none past "
@@ -1140,15 +1101,24 @@ def retention_coverage(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             if with_values
             else "no personal values are stored"
         )
-        rationale = f"every record kind in the period has a retention rule and {held}"
-    else:
-        rationale = (
-            f"{expired} of {_plural(with_values, 'entry')} with personal values are "
-            f"past retention; {len(uncovered)} kinds lack a rule, {len(short)} rules "
-            "are shorter than six months"
-        )
-    summary = f"{expired} expired of {with_values} with personal values"
-    return _Outcome(status, rationale, figures, tuple(findings), summary)
+        rationale = f"every input kind has a retention rule and {held}"
+        return _Outcome("satisfied", rationale, figures, summary=summary)
+    finding = _finding(
+        "retention-coverage",
+        "high",
+        f"{_plural(expired, 'entry')} {_verb(expired, 'keeps', 'keep')} "
+        "personal values past their retention; erase them with "
+        "`govledger erase --expired`",
+        expired,
+        evidence.retention_samples(),
+    )
+    rationale = (
+        f"{expired} of {_plural(with_values, 'entry')} with personal values "
+        f"{_verb(expired, 'is', 'are')} past retention"
+    )
+    return _Outcome(
+        _grade(with_values, expired), rationale, figures, (finding,), summary
+    )
 
 
 @_check("erasure-fulfilment", "Erasure requests are fulfilled within the deadline")
@@ -1165,6 +1135,7 @@ def erasure_fulfilment(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
     deadline = policy.erasure_deadline_days
     figures = {
         "erasures": e.erasures,
+        "retention_runs": e.retention_runs,
         "measured": e.measured,
         "within_deadline": e.within_deadline,
         "late": e.late,
@@ -1184,7 +1155,11 @@ def erasure_fulfilment(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             summary="no personal data",
         )
     if e.erasures == 0:
-        return _not_assessed("no erasure was carried out in the period", figures)
+        return _not_assessed(
+            "no erasure request was fulfilled in the period "
+            f"({_plural(e.retention_runs, 'expired-retention run')})",
+            figures,
+        )
     findings = []
     unmeasured = e.erasures - e.measured
     if e.late:

@@ -40,15 +40,18 @@ from ledger.canonical import canonical_bytes, parse_json
 from ledger.entries import format_timestamp, parse_entry
 from ledger.errors import CanonicalJSONError, InputError, PolicyError
 from ledger.records import parse_occurred_at
+from ledger.retention import (
+    DEFAULT_RETENTION_YEARS,
+    MAX_RETENTION_YEARS,
+    MIN_RETENTION_YEARS,
+)
 from ledger.store import EntryRow
 
 if TYPE_CHECKING:
     from ledger import Ledger
 
 __all__ = [
-    "AI_ACT_MIN_RETENTION_YEARS",
     "DEFAULT_GENERIC_ACTOR_NAMES",
-    "HIPAA_RETENTION_YEARS",
     "PolicyConfig",
     "RetentionConfig",
     "apply_policy_file",
@@ -60,12 +63,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-# HIPAA 45 CFR 164.316(b)(2)(i): keep required documentation six years.
-HIPAA_RETENTION_YEARS = 6.0
-# EU AI Act Art. 19(1) and 26(6): keep the automatically generated logs of a
-# high-risk AI system for at least six months.
-AI_ACT_MIN_RETENTION_YEARS = 0.5
 
 # Local parts (after "user:" or "svc:") that name a role or a shared account
 # rather than one person or one system; compared after NFC and case folding.
@@ -90,7 +87,11 @@ DEFAULT_GENERIC_ACTOR_NAMES = (
 
 Fraction01 = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
 Positive = Annotated[float, Field(strict=True, gt=0.0)]
-Years = Annotated[float, Field(strict=True, gt=0.0, le=1000.0)]
+# EU AI Act Art. 19(1) and 26(6) keep logs at least six months, so retention
+# is at least MIN_RETENTION_YEARS (0.5), as for `govledger erase --expired`.
+Years = Annotated[
+    float, Field(strict=True, ge=MIN_RETENTION_YEARS, le=MAX_RETENTION_YEARS)
+]
 
 
 def normalise_actor(actor: str) -> str:
@@ -107,16 +108,18 @@ class _Strict(BaseModel):
 
 
 class RetentionConfig(_Strict):
-    """Years to keep personal values, per input record kind.
+    """Years to keep personal values, per input record kind, from ``recorded_at``.
 
-    The defaults meet HIPAA 164.316(b)(2)(i) (six years) and, being longer
-    than six months, EU AI Act Art. 19(1). Entries themselves are never
-    deleted; past retention only their personal values must be erased.
+    The defaults (``ledger.retention``: six years) meet HIPAA
+    164.316(b)(2)(i) and, being longer than six months, EU AI Act Art.
+    19(1). Entries themselves are never deleted; past retention only their
+    personal values must be erased, which ``govledger erase --expired`` does
+    with the same rules.
     """
 
-    annotation: Years = HIPAA_RETENTION_YEARS
-    review: Years = HIPAA_RETENTION_YEARS
-    decision: Years = HIPAA_RETENTION_YEARS
+    annotation: Years = DEFAULT_RETENTION_YEARS["annotation"]
+    review: Years = DEFAULT_RETENTION_YEARS["review"]
+    decision: Years = DEFAULT_RETENTION_YEARS["decision"]
 
     def years(self) -> dict[str, float]:
         """Return the retention in years per record kind."""

@@ -24,7 +24,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -54,6 +54,7 @@ from ledger.canonical import canonical_bytes
 from ledger.entries import format_timestamp
 from ledger.errors import InputError, StoreError
 from ledger.records import parse_occurred_at
+from ledger.retention import retention_cutoff
 from ledger.store import CheckpointRow, EntryRow, PersonalValue
 
 from .config import PolicyConfig
@@ -89,8 +90,6 @@ logger = logging.getLogger(__name__)
 SAMPLE_SIZE = 10
 # Equal-width bins of decision confidence over [0, 1] for drift (PSI).
 CONFIDENCE_BINS = 10
-# Days per year when retention years become a cut-off time (Gregorian mean).
-DAYS_PER_YEAR = 365.2425
 
 ENTRIES = EntryRow.__table__
 PERSONAL_VALUES = PersonalValue.__table__
@@ -309,9 +308,13 @@ class Retention:
 
 @dataclass(frozen=True)
 class Erasures:
-    """Erasure entries in the period and their time to fulfil (seconds)."""
+    """Erasures on request in the period and their time to fulfil (seconds).
+
+    ``retention_runs`` counts the erasure entries of expired retention.
+    """
 
     erasures: int
+    retention_runs: int
     measured: int
     within_deadline: int
     late: int
@@ -1134,16 +1137,20 @@ class Evidence:
     def _retention_parts(self) -> tuple[FromClause, Any, ColumnElement[bool]]:
         e = ENTRIES.alias("e")
         p = PERSONAL_VALUES.alias("p")
-        when = func.coalesce(e.c.occurred_at, e.c.recorded_at)
         expired = [
-            and_(e.c.kind == kind, when < self._retention_cutoff(years))
+            and_(e.c.kind == kind, e.c.recorded_at < self.retention_cutoff(years))
             for kind, years in self.policy.retention.years().items()
         ]
         joined = e.join(p, p.c.seq == e.c.seq)
         return e, joined, or_(*expired)
 
-    def _retention_cutoff(self, years: float) -> str:
-        return format_timestamp(self.now - timedelta(days=years * DAYS_PER_YEAR))
+    def retention_cutoff(self, years: float) -> str:
+        """Return the ``recorded_at`` before which ``years`` of retention have ended.
+
+        The calendar rule is that of ``govledger erase --expired``
+        (``ledger.retention.retention_cutoff``), so both agree on what expired.
+        """
+        return format_timestamp(retention_cutoff(self.now, years))
 
     def _before_period_end(self, table: FromClause) -> list[ColumnElement[bool]]:
         conditions = [table.c.seq < self.tree_size]
@@ -1154,10 +1161,10 @@ class Evidence:
     def retention(self) -> Retention:
         """Count stored personal values per kind and those past retention.
 
-        Retention runs from ``occurred_at`` (else ``recorded_at``) to the
-        evaluation time. Entries recorded before the period end count, also
-        before its start, because a value kept past retention is a fault now
-        whenever its entry was recorded.
+        Retention runs from ``recorded_at`` to the evaluation time. Entries
+        recorded before the period end count, also those before its start,
+        because a value kept past retention is a fault now whenever its entry
+        was recorded.
         """
 
         def compute() -> Retention:
@@ -1207,6 +1214,11 @@ class Evidence:
         )
 
     def _erasure_parts(self) -> tuple[FromClause, ColumnElement[float], list[Any]]:
+        """Erasures on request in the period and their time to fulfil.
+
+        Erasure entries with ``trigger`` ``retention`` (from `govledger erase
+        --expired`) answer no request and are left out.
+        """
         e = ENTRIES.alias("e")
         received = self.epoch_of_text(
             self.json_scalar(e.c.body, "record", "request_received_at")
@@ -1214,7 +1226,13 @@ class Evidence:
         fulfilled = func.coalesce(
             self.epoch(e.c.occurred_at), self.epoch(e.c.recorded_at)
         )
-        return e, fulfilled - received, [e.c.kind == "erasure", *self._scope(e)]
+        trigger = self.json_scalar(e.c.body, "record", "trigger")
+        scope = [
+            e.c.kind == "erasure",
+            *self._scope(e),
+            or_(trigger.is_(None), trigger != "retention"),
+        ]
+        return e, fulfilled - received, scope
 
     def erasures(self) -> Erasures:
         """Summarise the erasure entries of the period and their time to fulfil.
@@ -1239,6 +1257,13 @@ class Evidence:
             ).one()
             p = PERSONAL_VALUES.alias("p")
             s = ENTRIES.alias("s")
+            retention_runs = self._run(
+                select(func.count()).where(
+                    s.c.kind == "erasure",
+                    *self._scope(s),
+                    self.json_scalar(s.c.body, "record", "trigger") == "retention",
+                )
+            ).scalar_one()
             present = self._run(
                 select(
                     exists().where(p.c.seq < self.tree_size),
@@ -1248,6 +1273,7 @@ class Evidence:
             ).one()
             return Erasures(
                 erasures=int(row[0]),
+                retention_runs=int(retention_runs),
                 measured=int(row[1]),
                 within_deadline=int(row[2]),
                 late=int(row[3]),
