@@ -489,7 +489,7 @@ def verify(ctx: Context, trusted_checkpoint: Path | None, keys: tuple[str, ...])
     "--framework",
     "frameworks",
     multiple=True,
-    help="oscal-ar: framework to evaluate, e.g. gdpr; repeatable.",
+    help="oscal-ar: framework to evaluate, e.g. gdpr; repeatable [default: all].",
 )
 @click.option("--from", "period_from", default=None, help="oscal-ar: period start.")
 @click.option(
@@ -677,6 +677,27 @@ def _default_actor() -> str:
         return "svc:govledger-cli"
 
 
+def _retention_for_erasure(
+    ledger: Ledger, config_path: Path | None
+) -> tuple[dict[str, float], int | None]:
+    """Return the retention years for `erase --expired` and the seq that set them.
+
+    ``--config`` wins. Otherwise the policy in force in the ledger applies
+    (set by `policies set` or `policies apply`), and without one
+    ./govledger.toml or the defaults.
+    """
+    from ledger.retention import load_retention
+
+    if config_path is not None:
+        return load_retention(config_path), None
+    from policies.config import policy_in_force
+
+    policy, seq = policy_in_force(ledger)
+    if seq is None:
+        return load_retention(), None
+    return policy.retention.years(), seq
+
+
 @cli.command()
 @click.option("--subject", default=None, help="Pseudonymous data-subject id to erase.")
 @click.option(
@@ -684,9 +705,13 @@ def _default_actor() -> str:
     is_flag=True,
     help="Erase the personal values of entries older than their kind's retention.",
 )
-@click.option("--reason", default=None, help="Why the values are erased (no personal data).")
 @click.option(
-    "--request-ref", default=None, help="Reference of the erasure request, e.g. a ticket id."
+    "--reason", default=None, help="Why the values are erased (no personal data)."
+)
+@click.option(
+    "--request-ref",
+    default=None,
+    help="Reference of the erasure request, e.g. a ticket id.",
 )
 @click.option(
     "--received-at",
@@ -704,8 +729,8 @@ def _default_actor() -> str:
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="TOML file with a [retention] table of years per kind "
-    "[default: ./govledger.toml if present].",
+    help="TOML file with a [retention] table of years per kind [default: the "
+    "policy in force in the ledger, else ./govledger.toml, else 6 years].",
 )
 @click.option(
     "--max-entries",
@@ -736,13 +761,15 @@ def erase(
         if expired:
             if received_at is not None:
                 raise InputError("--received-at applies only with --subject")
+            retention, policy_seq = _retention_for_erasure(ledger, config_path)
             result = erase_expired(
                 ledger,
                 actor=actor,
-                config_path=config_path,
+                retention=retention,
                 reason=reason or RETENTION_REASON,
                 request_ref=request_ref,
                 max_entries=max_entries,
+                policy_seq=policy_seq,
             )
         else:
             if reason is None or request_ref is None:
@@ -1230,17 +1257,18 @@ def _evaluate_period(
     frameworks: tuple[str, ...],
     period_from: str | None,
     period_to: str | None,
-) -> Any:
+) -> tuple[Any, Any]:
+    """Verify the ledger once, then evaluate; return (evaluation, verification)."""
     from reports.pack import evaluate, parse_period_bound
 
-    if not frameworks:
-        raise InputError("give at least one --framework, e.g. --framework gdpr")
-    return evaluate(
-        ledger,
-        frameworks,
-        start=parse_period_bound(period_from, "--from"),
-        end=parse_period_bound(period_to, "--to"),
+    start = parse_period_bound(period_from, "--from")
+    end = parse_period_bound(period_to, "--to")
+    with _progress(ledger.size, "verifying") as update:
+        verification = ledger.verify(progress=update)
+    evaluation = evaluate(
+        ledger, frameworks or None, start=start, end=end, verification=verification
     )
+    return evaluation, verification
 
 
 def _export_oscal(
@@ -1254,7 +1282,7 @@ def _export_oscal(
     from reports.oscal import assessment_results_json
 
     with ctx.open() as ledger:
-        evaluation = _evaluate_period(ledger, frameworks, period_from, period_to)
+        evaluation, _ = _evaluate_period(ledger, frameworks, period_from, period_to)
         document = assessment_results_json(
             evaluation, origin=ledger.origin, organisation=organisation
         )
@@ -1370,7 +1398,9 @@ def report(
             pkcs12_file=pkcs12_file,
             unsafe_unencrypted=unsafe_unencrypted_key,
         )
-        evaluation = _evaluate_period(ledger, frameworks, period_from, period_to)
+        evaluation, verification = _evaluate_period(
+            ledger, frameworks, period_from, period_to
+        )
         issued = issue_pack(
             ledger,
             evaluation,
@@ -1379,6 +1409,7 @@ def report(
             organisation=organisation or ledger.origin,
             max_embedded=max_embedded,
             tsa_url=tsa_url,
+            verification=verification,
         )
     ctx.emit(
         {

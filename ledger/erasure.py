@@ -17,8 +17,8 @@ On SQLite the connection runs with ``secure_delete`` on, which zeroes the
 deleted cells and freed pages, and a ``wal_checkpoint(TRUNCATE)`` after the
 commit empties the write-ahead log, which still held the inserted values.
 On PostgreSQL the rows are deleted, but their bytes stay in the table's
-pages until ``VACUUM FULL personal_values`` rewrites it; docs/ERASURE.md
-says what the operator has to run.
+pages until ``VACUUM FULL personal_values`` rewrites it. docs/ERASURE.md
+lists the commands the operator has to run.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ROLES = ("appender", "auditor", "officer", "admin")
-# Roles that may read personal values; every other role sees commitments.
+# Roles that may read personal values. Every other role gets only commitments.
 PERSONAL_READ_ROLES = frozenset({"officer", "admin"})
 # Roles that may erase personal values.
 ERASE_ROLES = frozenset({"admin"})
@@ -70,10 +70,10 @@ ERASE_ROLES = frozenset({"admin"})
 SALT_BYTES = 32
 RETENTION_REASON = "retention expired"
 # An expired-retention run erases at most this many entries' values, so one
-# erasure entry stays a bounded size; the next run continues.
+# erasure entry stays a bounded size. The next run continues.
 DEFAULT_MAX_ENTRIES = 10_000
-# A request cannot have been received in the future; this much clock skew
-# between the requester's clock and the ledger's is tolerated.
+# A request cannot have been received in the future, but this much clock
+# skew between the requester's clock and the ledger's is tolerated.
 _FUTURE_TOLERANCE = timedelta(minutes=5)
 _PLAN_ATTEMPTS = 3
 _CHUNK = 500
@@ -91,9 +91,9 @@ class ErasureResult:
 
     ``erased`` maps each affected seq to its erased field names.
     ``erasure_seq`` and ``receipt`` are None when nothing was erased (an
-    expired-retention run with nothing expired). ``wal_truncated`` tells
-    whether SQLite's write-ahead log was emptied after the commit; it is
-    None on PostgreSQL. ``remaining`` counts entries past retention that
+    expired-retention run with nothing expired). ``wal_truncated`` is True
+    when SQLite's write-ahead log was emptied after the commit, and None on
+    PostgreSQL. ``remaining`` counts entries past retention that
     this run left for the next one.
     """
 
@@ -227,8 +227,8 @@ def erase_subject(
     Deletes each ``personal_values`` row whose ``subject`` is ``subject``,
     and each row of an entry whose record names ``subject``, then appends
     an ``erasure`` entry in the same transaction. ``requested_at`` (RFC 3339
-    with a time zone, default now) is when the request was received; it is
-    stored as ``request_received_at`` so that the time taken to fulfil the
+    with a time zone, default now) is when the request was received. It is
+    stored as ``request_received_at``, so the time taken to fulfil the
     request (Art. 12(3)) can be measured.
 
     The entry stores ``subject_sha256`` rather than the subject id. The id
@@ -251,6 +251,13 @@ def erase_subject(
     _check_text("reason", reason)
     _check_text("request_ref", request_ref)
     _check_actor(actor)
+    if "\x00" in subject and ledger.engine.dialect.name == "postgresql":
+        # PostgreSQL text cannot contain NUL, so no such subject is stored.
+        raise InputError(
+            "subject contains a NUL character, which no stored subject has; "
+            "check the subject id",
+            reason="invalid-input",
+        )
     received_at = _request_time(requested_at)
     digest = subject_digest(subject)
 
@@ -322,6 +329,7 @@ def erase_expired(
     request_ref: str | None = None,
     now: datetime | None = None,
     max_entries: int = DEFAULT_MAX_ENTRIES,
+    policy_seq: int | None = None,
 ) -> ErasureResult:
     """Erase the personal values of entries older than their kind's retention.
 
@@ -330,9 +338,11 @@ def erase_expired(
     it the ``[retention]`` table of ``config_path`` (default
     ``./govledger.toml``) or the defaults apply (HIPAA 164.316(b)(2)(i):
     six years). One ``erasure`` entry records the run. At most
-    ``max_entries`` entries are erased per run, and ``remaining`` tells how
-    many expired ones are left for the next run. With nothing expired,
-    nothing is appended and the result has ``count`` 0.
+    ``max_entries`` entries are erased per run, and ``remaining`` counts the
+    expired ones left for the next run. With nothing expired,
+    nothing is appended and the result has ``count`` 0. ``policy_seq``, the
+    seq of the ``policy_config`` entry that set ``retention``, is recorded in
+    the erasure entry when given.
 
     Raises:
         InputError: an argument or the retention configuration is invalid;
@@ -388,6 +398,8 @@ def erase_expired(
         }
         if request_ref is not None:
             body["request_ref"] = request_ref
+        if policy_seq is not None:
+            body["policy_seq"] = policy_seq
 
         def erase_planned(
             connection: Connection, planned: dict[int, tuple[str, ...]] = planned
@@ -435,7 +447,7 @@ def erase_request(ledger: Ledger, payload: Any, *, actor: str) -> ErasureResult:
     This is the body of ``POST /v1/erasures``: a JSON object with
     ``subject``, ``reason`` and ``request_ref``, and optionally
     ``request_received_at`` (RFC 3339). The caller checks that the requester
-    holds a role in ``ERASE_ROLES``.
+    has a role in ``ERASE_ROLES``.
 
     Raises:
         InputError: the body is not an object, lacks a field, has an unknown
@@ -480,10 +492,10 @@ def erase_request(ledger: Ledger, payload: Any, *, actor: str) -> ErasureResult:
 def truncate_sqlite_wal(ledger: Ledger) -> bool | None:
     """Checkpoint SQLite's write-ahead log into the database and empty it.
 
-    The WAL still holds the page images written when the personal values
-    were inserted; ``PRAGMA wal_checkpoint(TRUNCATE)`` copies its frames
-    into the database file, where ``secure_delete`` has zeroed the deleted
-    cells, and truncates the WAL to zero bytes. Returns True when that
+    The WAL still contains the page images written when the personal
+    values were inserted. ``PRAGMA wal_checkpoint(TRUNCATE)`` copies its
+    frames into the database file, where ``secure_delete`` has zeroed the
+    deleted cells, and truncates the WAL to zero bytes. Returns True when that
     completed, False when a reader blocked it (the next checkpoint
     finishes the job), and None on PostgreSQL.
     """
@@ -628,6 +640,12 @@ def _request_time(requested_at: str | datetime | None) -> str:
         except ValueError as error:
             raise InputError(
                 f"request_received_at {requested_at!r}: {error}",
+                reason="invalid-input",
+            ) from None
+        except OverflowError:
+            raise InputError(
+                f"request_received_at {requested_at!r} is outside the years "
+                "1 to 9999 in UTC; give the time the request was received",
                 reason="invalid-input",
             ) from None
     if moment > now + _FUTURE_TOLERANCE:

@@ -47,7 +47,8 @@ DEFAULT_RETENTION_YEARS: dict[str, float] = {kind: 6.0 for kind in INPUT_KINDS}
 MIN_RETENTION_YEARS = 0.5
 MAX_RETENTION_YEARS = 1000.0
 
-# The longest month, so that a fraction of a month never shortens retention.
+# Days in the longest month, so that a fraction of a month never shortens
+# retention.
 _DAYS_PER_MONTH_CEILING = 31
 
 
@@ -131,10 +132,10 @@ def load_retention(path: Path | None = None) -> dict[str, float]:
 def retention_cutoff(now: datetime, years: float) -> datetime:
     """Return the moment before which a record is older than ``years``.
 
-    Whole months are subtracted on the calendar (the day is clamped to the
-    end of a shorter month); a remaining fraction of a month counts as
-    31 days per month, rounded up to whole days. The cutoff thus never falls
-    later than the exact calendar date, so retention is never shortened.
+    Whole months are subtracted on the calendar, and the day is clamped to
+    the end of a shorter month. A remaining fraction of a month counts as
+    31 days per month, rounded up to whole days. So the cutoff never falls
+    later than the exact calendar date, and retention is never shortened.
     """
     months = years * 12
     whole_months = math.floor(months)

@@ -16,6 +16,7 @@ durable.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import hashlib
 import logging
@@ -44,6 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .canonical import MAX_SAFE_INTEGER, canonical_bytes, parse_json
 from .core import Ledger, LedgerConfig, PreparedRecord
 from .entries import derived_columns
+from .erasure import entry_view, erase_request
 from .errors import (
     CanonicalJSONError,
     GovLedgerError,
@@ -113,7 +115,14 @@ _TEXT_FIELDS = {
 # name the body's schema with this OpenAPI extension, and ``_LedgerAPI``
 # puts the schema in its place.
 _BODY_MARKER = "x-govledger-request-body"
-_NOT_FOUND_REASONS = frozenset({"entry-not-found", "no-checkpoint", "token-not-found"})
+# ``parse_json`` names a duplicate key in its message and the object's path.
+_DUPLICATE_KEY = re.compile(
+    r"duplicate key (?P<key>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
+)
+_BATCH_PATH = re.compile(r"records\[(?P<index>\d+)\]\.?(?P<field>.*)", re.DOTALL)
+_NOT_FOUND_REASONS = frozenset(
+    {"entry-not-found", "no-checkpoint", "token-not-found", "subject-not-found"}
+)
 _JSON_MEDIA_TYPE = re.compile(
     r"^application/json\s*(;\s*charset\s*=\s*\"?utf-8\"?\s*)?$", re.IGNORECASE
 )
@@ -214,6 +223,9 @@ class EntryPublic(BaseModel):
     recorded_at: str
     record: dict[str, Any]
     entry_hash: str
+    # Per personal field, as ``ledger.erasure.personal_view`` shows it to the
+    # token's role. It is null when the record has no personal fields.
+    personal: dict[str, dict[str, Any]] | None = None
 
 
 class InclusionProofPublic(BaseModel):
@@ -549,13 +561,19 @@ class LedgerService:
 
     # -- reading ---------------------------------------------------------------
 
-    def entry(self, seq: int) -> dict[str, Any]:
+    def entry(self, seq: int, role: str | None = None) -> dict[str, Any]:
         """Return the entry at ``seq`` as JSON.
+
+        With ``role``, the entry gains a ``personal`` member: values and
+        salts for officer and admin, commitments for other roles, and the
+        erasure facts of erased fields (``ledger.erasure.entry_view``).
 
         Raises:
             InputError: no entry has that seq (``entry-not-found``).
         """
-        return self.ledger.get(seq).to_json()
+        if role is None:
+            return self.ledger.get(seq).to_json()
+        return entry_view(self.ledger, seq, role)
 
     def checkpoint(self, min_tree_size: int | None) -> str:
         """Return the latest signed checkpoint note, signing one when needed.
@@ -695,15 +713,27 @@ def _status_of(error: GovLedgerError) -> int:
     return 500
 
 
+def _json_error_field(error: CanonicalJSONError) -> str:
+    """Return the JSON path a parse error is about; a duplicate key's own path."""
+    path = error.path
+    if error.reason == "duplicate-key":
+        match = _DUPLICATE_KEY.match(error.detail)
+        if match:
+            key = ast.literal_eval(match["key"])
+            path = f"{path}.{key}" if path else key
+    return path or "(body)"
+
+
 def _error_body(error: GovLedgerError) -> dict[str, Any]:
     body = error.to_dict()
     if isinstance(error, CanonicalJSONError):
-        path = body.pop("path", "") or "(body)"
-        body["errors"] = [{"field": path, "problem": error.detail}]
-        match = re.match(r"records\[(\d+)\]\.?(.*)", path)
+        body.pop("path", None)
+        field = _json_error_field(error)
+        body["errors"] = [{"field": field, "problem": error.detail}]
+        match = _BATCH_PATH.match(field)
         if match:
-            body["index"] = int(match[1])
-            body["errors"][0]["field"] = match[2] or "(record)"
+            body["index"] = int(match["index"])
+            body["errors"][0]["field"] = match["field"] or "(record)"
     body.setdefault("errors", [])
     return body
 
@@ -1005,8 +1035,8 @@ def read_entry(
     principal: Reader,
     seq: Annotated[int, PathParam(ge=0, le=MAX_SAFE_INTEGER)],
 ) -> dict[str, Any]:
-    """Return one entry with its entry hash."""
-    return service.entry(seq)
+    """Return one entry with its entry hash; personal values for officer or admin."""
+    return service.entry(seq, principal.role)
 
 
 @router.get(
@@ -1149,6 +1179,80 @@ _REQUEST_BODIES: dict[str, Callable[[], tuple[dict[str, Any], dict[str, Any]]]] 
     "EntryCreate": _entry_create_schema,
     "TokenCreate": _token_create_schema,
 }
+
+
+# -- erasure (GDPR Art. 17) -------------------------------------------------------
+
+
+class ErasureCreate(BaseModel):
+    """A data subject's erasure request."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    subject: str = Field(min_length=1, max_length=1024)
+    reason: str = Field(min_length=1, max_length=8192)
+    request_ref: str = Field(min_length=1, max_length=1024)
+    request_received_at: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}
+    )
+
+
+class ErasedFieldsPublic(BaseModel):
+    """The erased field names of one entry."""
+
+    seq: int
+    fields: list[str]
+
+
+class ErasurePublic(BaseModel):
+    """The outcome of an erasure: erased fields and the erasure entry's receipt."""
+
+    erasure_seq: int | None
+    trigger: str
+    reason: str
+    request_ref: str | None
+    subject_sha256: str | None
+    count: int
+    seqs: list[int]
+    erased: list[ErasedFieldsPublic]
+    remaining: int
+    wal_truncated: bool | None
+    receipt: ReceiptPublic | None
+
+
+Eraser = Annotated[TokenInfo, Depends(_require("erase"))]
+
+
+@router.post(
+    "/v1/erasures",
+    status_code=201,
+    response_model=ErasurePublic,
+    tags=["erasures"],
+    responses={
+        **_BODY_ERRORS,
+        404: {"model": ErrorBody, "description": "The subject has no personal values."},
+    },
+    openapi_extra={_BODY_MARKER: "ErasureCreate"},
+)
+def create_erasure(
+    service: ServiceDep, principal: Eraser, document: JsonBody
+) -> dict[str, Any]:
+    """Erase a data subject's personal values and append an erasure entry."""
+    # The actor pattern allows at most 256 characters, so long names are cut.
+    actor = f"svc:{principal.name.strip()[:200] or principal.id}"
+    result = erase_request(service.ledger, document.value, actor=actor)
+    return result.to_dict()
+
+
+def _erasure_create_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the JSON Schema of an erasure request and the models it refers to."""
+    definition = ErasureCreate.model_json_schema(ref_template=_REF_TEMPLATE)
+    return {"$ref": _REF_TEMPLATE.format(model="ErasureCreate")}, {
+        "ErasureCreate": definition
+    }
+
+
+_REQUEST_BODIES["ErasureCreate"] = _erasure_create_schema
 
 
 class _LedgerAPI(FastAPI):

@@ -162,6 +162,18 @@ def _hours(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 3600.0, 3)
 
 
+def _duration(seconds: float | None) -> str:
+    """Return a signed duration in the largest fitting unit: ``-10 s``, ``3.2 d``."""
+    if seconds is None:
+        return "-"
+    value, unit = seconds, "s"
+    for name, length in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if abs(seconds) >= length:
+            value, unit = seconds / length, name
+            break
+    return f"{value:.0f} {unit}" if abs(value) >= 100 else f"{value:.3g} {unit}"
+
+
 def _plural(count: int, noun: str) -> str:
     """Return ``1 entry``, ``2 entries``: the count with the noun in number."""
     if count == 1:
@@ -333,7 +345,7 @@ def clock_skew(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         )
         status = _worst(status, "partially-satisfied")
     summary = (
-        f"skew {skew.min_skew_s:g} to {skew.max_skew_s:g} s over "
+        f"skew {_duration(skew.min_skew_s)} to {_duration(skew.max_skew_s)} over "
         f"{_plural(skew.entries, 'entry')}; {skew.future} ahead, {skew.late} late"
     )
     if status == "satisfied":

@@ -649,7 +649,8 @@ class Evidence:
             )
             .select_from(r.outerjoin(t, by_hash))
             .where(r.c.kind == "review", r.c.seq < self.tree_size)
-            .subquery("review_targets")
+            .cte("review_targets")
+            .prefix_with("MATERIALIZED")
         )
 
     def _first_reviews(self) -> FromClause:
@@ -665,7 +666,8 @@ class Evidence:
                 func.count().label("reviews"),
             )
             .group_by(targets.c.target)
-            .subquery("first_reviews")
+            .cte("first_reviews")
+            .prefix_with("MATERIALIZED")
         )
 
     def _oversight_query(self) -> _OversightQuery:
@@ -1080,21 +1082,13 @@ class Evidence:
         )
 
     def disagreement_samples(self) -> tuple[int, ...]:
-        """Return seqs of annotations on items whose annotations disagree."""
-        a = ENTRIES.alias("a")
-        per_unit = self._unit_table()
+        """Return the first annotation seq of each item whose labels disagree."""
+        labels = self._labels()
+        first = func.min(labels.c.seq)
         return self._sample(
-            select(a.c.seq)
-            .select_from(
-                a.join(
-                    per_unit,
-                    and_(
-                        per_unit.c.dataset == a.c.item_dataset,
-                        per_unit.c.item == a.c.item_id,
-                    ),
-                )
-            )
-            .where(a.c.kind == "annotation", *self._scope(a), per_unit.c.k > 1)
+            select(first)
+            .group_by(labels.c.dataset, labels.c.item)
+            .having(func.count() >= 2, func.count(distinct(labels.c.label)) > 1)
         )
 
     # -- times ---------------------------------------------------------------

@@ -30,7 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import func, select
 
-from ledger import Ledger
+from ledger import Ledger, VerifyResult
 from ledger.canonical import parse_json
 from ledger.entries import format_timestamp
 from ledger.errors import InputError, ReportError
@@ -62,6 +62,8 @@ DEFAULT_MAX_EMBEDDED = 10_000
 MANIFEST_FORMAT = "govledger-audit-pack/1"
 # Cited entries printed in full under each finding; the rest are listed by seq.
 _MAX_ENTRIES_SHOWN = 10
+# Characters of one figure printed in a control table.
+_MAX_FIGURE_TEXT = 300
 
 _DESCRIPTIONS = {
     "entries.jsonl": (
@@ -148,17 +150,22 @@ def parse_period_bound(value: str | None, option: str) -> str | None:
 
 def evaluate(
     ledger: Ledger,
-    frameworks: Sequence[str],
+    frameworks: Sequence[str] | None,
     *,
     start: str | None,
     end: str | None,
+    verification: VerifyResult | None = None,
 ) -> Evaluation:
-    """Evaluate the ledger against ``frameworks`` with the policies package.
+    """Evaluate the ledger against ``frameworks`` (None: all) with the policies.
+
+    ``verification`` is a ``VerifyResult`` of this ledger that the
+    chain-integrity check reuses instead of verifying again.
 
     Raises:
-        ReportError: the policies package offers no ``evaluate`` yet.
-        InputError: the period is empty (``end`` not after ``start``).
-        PolicyError: a framework is unknown or the policy is invalid.
+        InputError: the period is empty (``end`` not after ``start``), or a
+            framework id or bound is invalid.
+        PolicyError: the policy in force is invalid.
+        ReportError: the policies package offers no ``evaluate``.
     """
     if start is not None and end is not None and end <= start:
         raise InputError(
@@ -174,7 +181,13 @@ def evaluate(
             "evaluate function; install a govledger version with policies",
             reason="no-policies",
         )
-    result = evaluator(ledger, list(frameworks), start=start, end=end)
+    chosen = list(frameworks) if frameworks else None
+    if verification is None:
+        result = evaluator(ledger, chosen, start=start, end=end)
+    else:
+        result = evaluator(
+            ledger, chosen, start=start, end=end, verification=verification
+        )
     if not isinstance(result, Evaluation):
         raise ReportError(
             f"policies.evaluate returned {type(result).__name__}, not an Evaluation",
@@ -231,10 +244,13 @@ def _scope(ledger: Ledger, evaluation: Evaluation, max_embedded: int) -> _Scope:
     statement = select(
         func.min(EntryRow.seq), func.max(EntryRow.seq), func.count()
     ).where(EntryRow.seq < evaluation.tree_size)
-    if evaluation.period_start:
-        statement = statement.where(EntryRow.recorded_at >= evaluation.period_start)
-    if evaluation.period_end:
-        statement = statement.where(EntryRow.recorded_at < evaluation.period_end)
+    # recorded_at compares as text only in its one fixed form.
+    start = parse_period_bound(evaluation.period_start, "period start")
+    end = parse_period_bound(evaluation.period_end, "period end")
+    if start:
+        statement = statement.where(EntryRow.recorded_at >= start)
+    if end:
+        statement = statement.where(EntryRow.recorded_at < end)
     with ledger.engine.connect() as connection:
         first, last, count = connection.execute(statement).one()
     if not count:
@@ -365,10 +381,13 @@ def _issuer(certificate: x509.Certificate) -> dict[str, Any]:
     }
 
 
-def _verification(ledger: Ledger, verify: bool) -> dict[str, Any] | None:
-    if not verify:
-        return None
-    result = ledger.verify()
+def _verification(
+    ledger: Ledger, verify: bool, result: VerifyResult | None
+) -> dict[str, Any] | None:
+    if result is None:
+        if not verify:
+            return None
+        result = ledger.verify()
     if not result.ok:
         fault = result.fault
         raise ReportError(
@@ -454,6 +473,46 @@ def _cross_context(evaluation: Evaluation) -> list[dict[str, Any]]:
     return rows
 
 
+def _figure_text(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int | str):
+        return str(value)
+    if isinstance(value, list) and all(
+        isinstance(item, int | float | str) and not isinstance(item, bool)
+        for item in value
+    ):
+        return ", ".join(_figure_text(item) for item in value) or "none"
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _figure_lines(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    """Flatten a control's figures one level (``check.figure``) for the table.
+
+    A value longer than ``_MAX_FIGURE_TEXT`` characters is cut; the full
+    figures are in the embedded OSCAL results.
+    """
+    lines: list[tuple[str, str]] = []
+    for name, value in figures.items():
+        if isinstance(value, dict) and value:
+            lines.extend(
+                (f"{name}.{key}", _figure_text(item)) for key, item in value.items()
+            )
+        else:
+            lines.append((name, _figure_text(value)))
+    return [
+        (
+            name,
+            text
+            if len(text) <= _MAX_FIGURE_TEXT
+            else text[:_MAX_FIGURE_TEXT] + " [cut]",
+        )
+        for name, text in lines
+    ]
+
+
 def _frameworks_context(evaluation: Evaluation) -> list[dict[str, Any]]:
     return [
         {
@@ -467,7 +526,7 @@ def _frameworks_context(evaluation: Evaluation) -> list[dict[str, Any]]:
                     "title": control.title,
                     "status": control.status,
                     "rationale": control.rationale,
-                    "figures": list(control.figures.items()),
+                    "figures": _figure_lines(control.figures),
                     "cited_seqs": list(control.cited_seqs),
                 }
                 for control in framework.controls
@@ -515,7 +574,10 @@ def _manifest(
         "issued_at": issued_at,
         "evaluated_at": evaluation.evaluated_at,
         "frameworks": [framework.id for framework in evaluation.frameworks],
-        "period": {"start": evaluation.period_start, "end": evaluation.period_end},
+        "period": {
+            "start": parse_period_bound(evaluation.period_start, "period start"),
+            "end": parse_period_bound(evaluation.period_end, "period end"),
+        },
         "scope": {
             "mode": scope.mode,
             "start_seq": scope.start_seq,
@@ -546,6 +608,7 @@ def prepare_pack(
     certificate: x509.Certificate,
     max_embedded: int = DEFAULT_MAX_EMBEDDED,
     verify: bool = True,
+    verification: VerifyResult | None = None,
     issued_at: datetime | None = None,
 ) -> PreparedPack:
     """Gather the evidence of ``evaluation`` and render the unsigned pack.
@@ -553,8 +616,9 @@ def prepare_pack(
     ``certificate`` is the one that will sign the pack (it is embedded and
     named on the cover). ``issued_at`` defaults to SOURCE_DATE_EPOCH or
     now; with the same ledger state, evaluation, certificate and time the
-    PDF bytes are the same. With ``verify`` the whole ledger is verified
-    first and the result is printed in the integrity attestation.
+    PDF bytes are the same. The integrity attestation prints
+    ``verification`` (a ``VerifyResult`` of this ledger) if given, else,
+    with ``verify``, the result of verifying the whole ledger now.
 
     Raises:
         InputError: ``max_embedded`` is negative.
@@ -570,7 +634,7 @@ def prepare_pack(
     issued_text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     checkpoint = _checkpoint_for(ledger, evaluation)
     log_key = _log_key(ledger, checkpoint)
-    verification = _verification(ledger, verify)
+    attestation = _verification(ledger, verify, verification)
     scope = _scope(ledger, evaluation, max_embedded)
     evidence = _gather_evidence(ledger, evaluation, scope, checkpoint)
 
@@ -616,7 +680,7 @@ def prepare_pack(
             "root": checkpoint.root_hash,
             "checkpoint_note": checkpoint.note,
             "log_key": log_key,
-            "verification": verification,
+            "verification": attestation,
             "evaluated_tree_size": evaluation.tree_size,
             "evaluated_root": evaluation.root,
             "evaluated_at": evaluation.evaluated_at,
@@ -681,6 +745,7 @@ def issue_pack(
     max_embedded: int = DEFAULT_MAX_EMBEDDED,
     tsa_url: str | None = None,
     verify: bool = True,
+    verification: VerifyResult | None = None,
 ) -> IssuedPack:
     """Render, sign and write the audit pack; append its ``report_issued`` entry.
 
@@ -697,6 +762,7 @@ def issue_pack(
         certificate=identity.certificate,
         max_embedded=max_embedded,
         verify=verify,
+        verification=verification,
     )
     signed = sign_pdf(prepared.pdf, identity, tsa_url=tsa_url, signer_name=organisation)
     out = Path(out)

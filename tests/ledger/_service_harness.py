@@ -37,9 +37,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def create_ledger(url: str, key_dir: Path) -> tuple[Ledger, str]:
-    """Create a test ledger; return it and its verifier key."""
-    ledger = Ledger.create(url, origin=ORIGIN, config=LedgerConfig(key_dir=key_dir))
+def create_ledger(
+    url: str, key_dir: Path, *, passphrase: bytes | None = None
+) -> tuple[Ledger, str]:
+    """Create a test ledger; return it and its verifier key.
+
+    Without ``passphrase`` the key is encrypted with GOVLEDGER_KEY_PASSPHRASE.
+    """
+    config = LedgerConfig(key_dir=key_dir, passphrase=passphrase)
+    ledger = Ledger.create(url, origin=ORIGIN, config=config)
     return ledger, ledger.signer().verifier_key()
 
 
@@ -58,12 +64,12 @@ def annotation(number: int, **changes: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def threaded_server(app: Any) -> Iterator[str]:
+def threaded_server(app: Any, *, port: int | None = None) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a thread; yield its base URL."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
-        port=free_port(),
+        port=port or free_port(),
         log_config=None,
         access_log=False,
         lifespan="on",

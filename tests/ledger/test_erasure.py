@@ -13,10 +13,12 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -435,6 +437,7 @@ def test_second_erasure_names_the_first(sqlite_url: str, key_dir: Path) -> None:
         ({"actor": "dpo"}, "actor"),
         ({"requested_at": "2026-01-10 09:00"}, "request_received_at"),
         ({"requested_at": "2999-01-01T00:00:00Z"}, "in the future"),
+        ({"requested_at": "0001-01-01T00:00:00+23:59"}, "years 1 to 9999"),
         ({"subject": "x" * 1025}, "subject"),
         ({"reason": "bad \ud800 surrogate"}, "reason"),
     ],
@@ -488,6 +491,22 @@ def test_erase_request_rejects_invalid_body(
             erase_request(ledger, payload, actor="svc:api")
         assert ledger.size == size
     assert named in str(caught.value)
+
+
+def test_erase_rejects_nul_in_subject(db_url: str, key_dir: Path) -> None:
+    with _create(db_url, key_dir) as ledger:
+        _fill(ledger)
+        size = ledger.size
+        with pytest.raises(InputError) as caught:
+            erase_subject(
+                ledger,
+                "subj-\x00alice",
+                reason="request",
+                request_ref="DSR-1",
+                actor="user:dpo",
+            )
+        assert ledger.size == size
+    assert caught.value.reason in ("invalid-input", "subject-not-found")
 
 
 def test_erase_request_erases_subject(sqlite_url: str, key_dir: Path) -> None:
@@ -800,3 +819,142 @@ def test_cli_erase_expired_reads_config(
     )
     assert rejected.returncode == 2
     assert "'model'" in rejected.stderr
+
+
+# -- HTTP service ----------------------------------------------------------------
+
+
+@pytest.fixture
+def http_service(sqlite_url: str, key_dir: Path) -> Iterator[tuple[str, Ledger, dict]]:
+    """Serve a ledger with Alice's and Bob's records; yield URL, ledger, tokens."""
+    from ledger.service import create_app
+    from ledger.tokens import create_token
+    from tests.ledger._service_harness import threaded_server
+
+    ledger = _create(sqlite_url, key_dir)
+    _fill(ledger)
+    tokens = {
+        role: create_token(ledger, name=f"{role}-token", role=role)[1]
+        for role in ("appender", "auditor", "officer", "admin")
+    }
+    app = create_app(sqlite_url, LedgerConfig(key_dir=key_dir), token_cache_s=0)
+    try:
+        with threaded_server(app) as base_url:
+            yield base_url, ledger, tokens
+    finally:
+        ledger.close()
+
+
+def _erasure_post(base_url: str, token: str, body: Any) -> httpx.Response:
+    return httpx.post(
+        f"{base_url}/v1/erasures",
+        content=json.dumps(body).encode(),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+        },
+        timeout=30,
+    )
+
+
+ERASURE_BODY = {
+    "subject": "subj-alice",
+    "reason": "GDPR Art. 17 request",
+    "request_ref": "DSR-HTTP-1",
+}
+
+
+@pytest.mark.parametrize("role", ["appender", "auditor", "officer"])
+def test_http_erasure_forbidden_for_role(
+    http_service: tuple[str, Ledger, dict], role: str
+) -> None:
+    base_url, ledger, tokens = http_service
+    before = ledger.head()
+    response = _erasure_post(base_url, tokens[role], ERASURE_BODY)
+    after = ledger.head()
+    assert response.status_code == 403, response.text
+    assert after.size == before.size
+    assert after.head_hash == before.head_hash
+    assert ledger.personal_values(0)
+
+
+def test_http_erasure_by_admin(http_service: tuple[str, Ledger, dict]) -> None:
+    base_url, ledger, tokens = http_service
+    response = _erasure_post(base_url, tokens["admin"], ERASURE_BODY)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["seqs"] == [0, 3]
+    assert body["request_ref"] == "DSR-HTTP-1"
+    assert body["receipt"]["seq"] == body["erasure_seq"]
+    assert ledger.personal_values(0) == {}
+    assert ledger.get(body["erasure_seq"]).record["actor"] == "svc:admin-token"
+
+
+def test_http_erasure_unknown_subject_is_404(
+    http_service: tuple[str, Ledger, dict],
+) -> None:
+    base_url, ledger, tokens = http_service
+    size = ledger.size
+    body = {**ERASURE_BODY, "subject": "subj-nobody"}
+    response = _erasure_post(base_url, tokens["admin"], body)
+    assert response.status_code == 404, response.text
+    assert response.json()["error"] == "subject-not-found"
+    assert ledger.size == size
+
+
+def test_http_erasure_invalid_body_is_422(
+    http_service: tuple[str, Ledger, dict],
+) -> None:
+    base_url, ledger, tokens = http_service
+    size = ledger.size
+    body = {"subject": "subj-alice", "reason": "r"}
+    response = _erasure_post(base_url, tokens["admin"], body)
+    assert response.status_code == 422, response.text
+    assert "request_ref" in response.json()["message"]
+    assert ledger.size == size
+
+
+def test_http_entry_shows_personal_by_role(
+    http_service: tuple[str, Ledger, dict],
+) -> None:
+    base_url, _ledger, tokens = http_service
+
+    def read(role: str) -> dict[str, Any]:
+        response = httpx.get(
+            f"{base_url}/v1/entries/0",
+            headers={"Authorization": f"Bearer {tokens[role]}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    auditor = read("auditor")
+    officer = read("officer")
+    assert set(auditor["personal"]["email"]) == {"commitment"}
+    assert ALICE["email"] not in json.dumps(auditor, ensure_ascii=False)
+    assert officer["personal"]["email"]["value"] == ALICE["email"]
+
+    erased = _erasure_post(base_url, tokens["admin"], ERASURE_BODY)
+    assert erased.status_code == 201, erased.text
+    after = read("auditor")
+    assert after["personal"]["email"]["erased"] is True
+    assert after["personal"]["email"]["request_ref"] == "DSR-HTTP-1"
+
+
+def test_cli_erase_expired_uses_policy_in_force(sqlite_url: str, key_dir: Path) -> None:
+    from policies.config import PolicyConfig, RetentionConfig, record_policy
+
+    ledger, _clock, seqs = _aged_ledger(sqlite_url, key_dir)
+    with ledger:
+        policy = PolicyConfig(retention=RetentionConfig(annotation=20, decision=0.5))
+        receipt = record_policy(ledger, policy, actor="user:officer", source="test")
+    assert receipt is not None
+    outcome = _run_cli(sqlite_url, key_dir, "--json", "erase", "--expired")
+    assert outcome.returncode == 0, outcome.stderr
+    result = json.loads(outcome.stdout)
+    assert seqs["mid_decision"] in result["seqs"]
+    assert seqs["old_annotation"] not in result["seqs"]
+    with Ledger.open(sqlite_url, config=LedgerConfig(key_dir=key_dir)) as ledger:
+        entry = ledger.get(result["erasure_seq"])
+    assert entry.record["policy_seq"] == receipt["seq"]
+    assert entry.record["retention"]["annotation"]["years"] == 20
