@@ -414,9 +414,9 @@ def verify_ledger(
                 raise _Stop(
                     Fault(
                         "rollback",
-                        f"the ledger has {head.size} entries but the trusted "
-                        f"checkpoint commits to {trusted.checkpoint.size}: the "
-                        "ledger was truncated or rolled back to an older state",
+                        f"the ledger ({head.size} entries) is smaller than the "
+                        f"trusted checkpoint ({trusted.checkpoint.size} entries): "
+                        "it was truncated or rolled back to an older state",
                         seq=head.size,
                         expected=str(trusted.checkpoint.size),
                         actual=str(head.size),

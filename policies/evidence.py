@@ -48,7 +48,7 @@ from sqlalchemy.dialects.postgresql import JSON, TIMESTAMP
 from sqlalchemy.engine import Connection, Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ColumnElement, Select
-from sqlalchemy.sql.selectable import FromClause
+from sqlalchemy.sql.selectable import CTE, FromClause
 
 from ledger.canonical import canonical_bytes
 from ledger.entries import format_timestamp
@@ -353,19 +353,6 @@ class Checkpoints:
     latest_created_at: str | None
 
 
-@dataclass(frozen=True)
-class _OversightQuery:
-    """Parts of the decisions-with-first-review query shared by its statements."""
-
-    decision: FromClause
-    first: FromClause
-    joined: FromClause
-    scope: list[ColumnElement[bool]]
-    needs: ColumnElement[bool]
-    delay: ColumnElement[float]
-    conditions: dict[str, ColumnElement[bool]]
-
-
 def _number(value: Any) -> float | None:
     """Convert a SQL aggregate (float, or Decimal from PostgreSQL) to float."""
     return None if value is None else float(value)
@@ -623,7 +610,20 @@ class Evidence:
             self.adverse(decision),
         )
 
-    def review_targets(self) -> FromClause:
+    def _materialized(self, statement: Select[Any], name: str, *, always: bool) -> CTE:
+        """Wrap a statement as a CTE computed once.
+
+        SQLite would otherwise flatten the subquery into the outer join and
+        evaluate it per outer row, which is quadratic; PostgreSQL plans the
+        inlined form better unless ``always`` (a per-row table whose columns
+        the outer query repeats).
+        """
+        cte = statement.cte(name)
+        if always:
+            return cte.prefix_with("MATERIALIZED")
+        return cte.prefix_with("MATERIALIZED", dialect="sqlite")
+
+    def review_targets(self) -> CTE:
         """Reviews in the evaluated tree with the seq they target.
 
         A review that names its target by entry hash is resolved to the
@@ -638,7 +638,7 @@ class Evidence:
             t.c.entry_hash == r.c.target_hash,
             t.c.seq < self.tree_size,
         )
-        return (
+        statement = (
             select(
                 r.c.seq.label("review_seq"),
                 r.c.actor.label("reviewer"),
@@ -649,51 +649,63 @@ class Evidence:
             )
             .select_from(r.outerjoin(t, by_hash))
             .where(r.c.kind == "review", r.c.seq < self.tree_size)
-            .cte("review_targets")
-            .prefix_with("MATERIALIZED")
         )
+        return self._materialized(statement, "review_targets", always=False)
 
-    def _first_reviews(self) -> FromClause:
+    def _decision_reviews(self) -> CTE:
+        """One row per decision in the period: review criteria and first human review.
+
+        Columns: ``seq``, ``needs``, ``low`` and ``adverse`` (0 or 1),
+        ``recorded`` (epoch seconds), ``first_human`` (epoch seconds of the
+        first human review's ``occurred_at``, NULL without one) and
+        ``reviews`` (all reviews, NULL without any).
+        """
         targets = self.review_targets()
         human = targets.c.reviewer.like("user:%")
-        first_human = func.min(
-            case((human, self.epoch(targets.c.review_occurred_at)), else_=None)
-        )
-        return (
+        first = self._materialized(
             select(
                 targets.c.target,
-                first_human.label("first_human"),
+                func.min(
+                    case((human, self.epoch(targets.c.review_occurred_at)), else_=None)
+                ).label("first_human"),
                 func.count().label("reviews"),
-            )
-            .group_by(targets.c.target)
-            .cte("first_reviews")
-            .prefix_with("MATERIALIZED")
+            ).group_by(targets.c.target),
+            "first_reviews",
+            always=False,
         )
-
-    def _oversight_query(self) -> _OversightQuery:
         d = ENTRIES.alias("d")
-        first = self._first_reviews()
+        low = d.c.confidence < self.policy.review_confidence_below
+        adverse = self.adverse(d)
+        statement = (
+            select(
+                d.c.seq,
+                case((or_(low, adverse), 1), else_=0).label("needs"),
+                case((low, 1), else_=0).label("low"),
+                case((adverse, 1), else_=0).label("adverse"),
+                self.epoch(d.c.recorded_at).label("recorded"),
+                first.c.first_human,
+                first.c.reviews,
+            )
+            .select_from(d.outerjoin(first, first.c.target == d.c.seq))
+            .where(d.c.kind == "decision", *self._scope(d))
+        )
+        return self._materialized(statement, "decision_reviews", always=True)
+
+    def _oversight_conditions(self, rows: CTE) -> dict[str, ColumnElement[bool]]:
         deadline_s = self.policy.review_deadline_hours * 3600.0
-        delay = first.c.first_human - self.epoch(d.c.recorded_at)
-        needs = self.needs_review(d)
-        unreviewed = and_(needs, first.c.first_human.is_(None))
-        overdue = and_(
-            unreviewed, self.epoch(d.c.recorded_at) + deadline_s < self.now.timestamp()
-        )
-        return _OversightQuery(
-            decision=d,
-            first=first,
-            joined=d.outerjoin(first, first.c.target == d.c.seq),
-            scope=[d.c.kind == "decision", *self._scope(d)],
-            needs=needs,
-            delay=delay,
-            conditions={
-                "late": and_(needs, delay > deadline_s),
-                "within": and_(needs, delay <= deadline_s),
-                "unreviewed": unreviewed,
-                "overdue": overdue,
-            },
-        )
+        needs = rows.c.needs == 1
+        delay = rows.c.first_human - rows.c.recorded
+        unreviewed = and_(needs, rows.c.first_human.is_(None))
+        return {
+            "needs": needs,
+            "reviewed": and_(needs, rows.c.first_human.is_not(None)),
+            "service_only": and_(unreviewed, rows.c.reviews.is_not(None)),
+            "within": and_(needs, delay <= deadline_s),
+            "late": and_(needs, delay > deadline_s),
+            "overdue": and_(
+                unreviewed, rows.c.recorded + deadline_s < self.now.timestamp()
+            ),
+        }
 
     def oversight(self) -> Oversight:
         """Count decisions needing human review and how they were reviewed.
@@ -703,24 +715,23 @@ class Evidence:
         """
 
         def compute() -> Oversight:
-            q = self._oversight_query()
-            d, first, c = q.decision, q.first, q.conditions
+            rows = self._decision_reviews()
+            c = self._oversight_conditions(rows)
+            delay = case((c["needs"], rows.c.first_human - rows.c.recorded))
             row = self._run(
                 select(
                     func.count(),
-                    _count_if(d.c.confidence < self.policy.review_confidence_below),
-                    _count_if(self.adverse(d)),
-                    _count_if(q.needs),
-                    _count_if(and_(q.needs, first.c.first_human.is_not(None))),
-                    _count_if(and_(c["unreviewed"], first.c.reviews.is_not(None))),
+                    func.coalesce(func.sum(rows.c.low), 0),
+                    func.coalesce(func.sum(rows.c.adverse), 0),
+                    func.coalesce(func.sum(rows.c.needs), 0),
+                    _count_if(c["reviewed"]),
+                    _count_if(c["service_only"]),
                     _count_if(c["within"]),
                     _count_if(c["late"]),
                     _count_if(c["overdue"]),
-                    func.max(case((q.needs, q.delay), else_=None)),
-                    func.avg(case((q.needs, q.delay), else_=None)),
+                    func.max(delay),
+                    func.avg(delay),
                 )
-                .select_from(q.joined)
-                .where(*q.scope)
             ).one()
             counts = [int(value) for value in row[:9]]
             needing, reviewed, overdue = counts[3], counts[4], counts[8]
@@ -743,12 +754,9 @@ class Evidence:
 
     def oversight_samples(self, which: str) -> tuple[int, ...]:
         """Return decision seqs that are ``overdue`` or were reviewed ``late``."""
-        q = self._oversight_query()
-        return self._sample(
-            select(q.decision.c.seq)
-            .select_from(q.joined)
-            .where(*q.scope, q.conditions[which])
-        )
+        rows = self._decision_reviews()
+        condition = self._oversight_conditions(rows)[which]
+        return self._sample(select(rows.c.seq).where(condition))
 
     def overrides(self) -> list[ModelOverrides]:
         """Count human-reviewed decisions per model and those rejected or corrected.

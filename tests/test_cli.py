@@ -221,7 +221,7 @@ def test_truncation_caught_by_trusted_checkpoint(run: Runner) -> None:
         check=1,
     )
     assert "rollback" in result.stdout
-    assert "smaller" in result.stdout or "truncated" in result.stdout
+    assert "smaller than the trusted checkpoint" in result.stdout
 
 
 def test_prove_and_verify_proof_offline(run: Runner) -> None:

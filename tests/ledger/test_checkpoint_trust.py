@@ -57,7 +57,7 @@ def test_trusted_checkpoint_detects_truncation(ledger: Ledger) -> None:
              b""))
     result = ledger.verify(trusted_checkpoint=note)
     assert result.fault.kind == "rollback"
-    assert "truncated or rolled back" in result.fault.message
+    assert "smaller than the trusted checkpoint" in result.fault.message
     assert result.fault.expected == "100"
     assert result.fault.actual == "80"
 
