@@ -978,23 +978,20 @@ class Ledger:
 
         Memory stays flat: rows are read in chunks by keyset pagination.
         """
-        columns = [getattr(EntryRow, name) for name in _DERIVED_NAMES]
+        columns = ", ".join(("seq", "entry_hash", "body", *_DERIVED_NAMES))
+        bound = "" if end is None else " AND seq < ?"
+        statement = (
+            f"SELECT {columns} FROM entries WHERE seq > ?{bound} ORDER BY seq LIMIT ?"
+        )
         last = start - 1
         while True:
-            statement = (
-                select(EntryRow.seq, EntryRow.entry_hash, EntryRow.body, *columns)
-                .where(EntryRow.seq > last)
-                .order_by(EntryRow.seq)
-                .limit(chunk)
-            )
-            if end is not None:
-                statement = statement.where(EntryRow.seq < end)
+            parameters = (last, chunk) if end is None else (last, end, chunk)
             with self.engine.connect() as connection:
-                rows = connection.execute(statement).all()
+                rows = _fetch_driver_sql(connection, statement, parameters)
             if not rows:
                 return
             for row in rows:
-                yield row[0], row[1], _as_bytes(row[2]), tuple(row[3:])
+                yield row[0], row[1], _as_bytes(row[2]), row[3:]
             last = rows[-1][0]
 
     def entries(
