@@ -1366,7 +1366,8 @@ def _export_oscal(
 @click.option(
     "--unsafe-unencrypted-key",
     is_flag=True,
-    help="Accept an unencrypted signing key (not for production).",
+    help="Accept an unencrypted signing key, as GOVLEDGER_UNSAFE_UNENCRYPTED_KEY=1 "
+    "does (not for production).",
 )
 @pass_context
 def report(
@@ -1396,7 +1397,9 @@ def report(
             cert=cert,
             key=key_path,
             pkcs12_file=pkcs12_file,
-            unsafe_unencrypted=unsafe_unencrypted_key,
+            # GOVLEDGER_UNSAFE_UNENCRYPTED_KEY=1 allows it as for the log key.
+            unsafe_unencrypted=unsafe_unencrypted_key
+            or ledger.config.unsafe_unencrypted_key,
         )
         evaluation, verification = _evaluate_period(
             ledger, frameworks, period_from, period_to

@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .canonical import MAX_SAFE_INTEGER, canonical_bytes, parse_json
+from .canonical import canonical_bytes, parse_json
 from .core import Ledger, LedgerConfig, PreparedRecord
 from .entries import derived_columns
 from .erasure import entry_view, erase_request
@@ -97,8 +97,11 @@ _INLINE_BODY_BYTES = 64 * 1024
 # Authenticated tokens kept per process; the cache is emptied when full.
 _TOKEN_CACHE_SIZE = 10_000
 _IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"
-# target.seq is stored in a 32-bit INTEGER column on PostgreSQL.
-_MAX_TARGET_SEQ = 2**31 - 1
+# Seqs and tree sizes are stored in INTEGER columns, 32-bit on PostgreSQL,
+# so no ledger holds a seq above MAX_SEQ; larger values are rejected before
+# they reach a query that PostgreSQL would fail.
+MAX_SEQ = 2**31 - 1
+MAX_TREE_SIZE = MAX_SEQ + 1
 # Record fields stored in text columns, which PostgreSQL keeps free of NUL.
 _TEXT_FIELDS = {
     "actor": "actor",
@@ -115,6 +118,7 @@ _TEXT_FIELDS = {
 # name the body's schema with this OpenAPI extension, and ``_LedgerAPI``
 # puts the schema in its place.
 _BODY_MARKER = "x-govledger-request-body"
+_REF_TEMPLATE = "#/components/schemas/{model}"
 # ``parse_json`` names a duplicate key in its message and the object's path.
 _DUPLICATE_KEY = re.compile(
     r"duplicate key (?P<key>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
@@ -152,9 +156,30 @@ class RequestError(InputError):
 
     reason = "invalid-request"
 
-    def __init__(self, message: str, *, errors: list[dict[str, str]]) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: list[dict[str, str]],
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason)
         self.errors = errors
+
+    @classmethod
+    def naming(cls, error: InputError, fields: list[str]) -> InputError:
+        """Return ``error`` with its problem attached to request ``fields``.
+
+        Errors that are not about a value of the request (404 reasons) are
+        returned as they are.
+        """
+        if error.reason in _NOT_FOUND_REASONS or isinstance(error, RequestError):
+            return error
+        return cls(
+            error.message,
+            errors=[{"field": field, "problem": error.message} for field in fields],
+            reason=error.reason,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "errors": self.errors}
@@ -502,7 +527,11 @@ class LedgerService:
 
     def create_token(self, request: TokenCreate) -> tuple[TokenInfo, str]:
         """Create a token; see ``ledger.tokens.create_token``."""
-        return create_token(self.ledger, name=request.name, role=request.role)
+        try:
+            return create_token(self.ledger, name=request.name, role=request.role)
+        except InputError as error:
+            field = "role" if error.reason == "unknown-role" else "name"
+            raise RequestError.naming(error, [field]) from None
 
     def tokens(self) -> list[TokenInfo]:
         """List every token; see ``ledger.tokens.list_tokens``."""
@@ -593,20 +622,33 @@ class LedgerService:
         if min_tree_size is not None:
             size = self.ledger.size
             if min_tree_size > size:
-                raise InputError(
-                    f"min_tree_size {min_tree_size} exceeds the ledger, which "
-                    f"has {size} entries",
+                problem = f"exceeds the ledger, which has {size} entries"
+                raise RequestError(
+                    f"min_tree_size {min_tree_size} {problem}",
+                    errors=[{"field": "query.min_tree_size", "problem": problem}],
                     reason="bad-tree-size",
                 )
         return self.ledger.make_checkpoint().note
 
     def inclusion_proof(self, seq: int, tree_size: int | None) -> dict[str, Any]:
         """Return an inclusion proof; see ``Ledger.inclusion_proof``."""
-        return self.ledger.inclusion_proof(seq, tree_size)
+        try:
+            return self.ledger.inclusion_proof(seq, tree_size)
+        except InputError as error:
+            fields = (
+                ["query.seq"] if tree_size is None else ["query.seq", "query.tree_size"]
+            )
+            if error.reason == "bad-tree-size":
+                fields = ["query.tree_size"]
+            raise RequestError.naming(error, fields) from None
 
     def consistency_proof(self, old: int, new: int | None) -> dict[str, Any]:
         """Return a consistency proof; see ``Ledger.consistency_proof``."""
-        return self.ledger.consistency_proof(old, new)
+        try:
+            return self.ledger.consistency_proof(old, new)
+        except InputError as error:
+            fields = ["query.old"] if new is None else ["query.old", "query.new"]
+            raise RequestError.naming(error, fields) from None
 
     def verify(self) -> dict[str, Any]:
         """Verify the whole ledger; return ``VerifyResult.to_dict()``."""
@@ -673,11 +715,11 @@ def _check_storable(prepared: list[PreparedRecord], single: bool) -> None:
             if isinstance(columns[column], str) and "\x00" in columns[column]
         ]
         target_seq = columns["target_seq"]
-        if target_seq is not None and target_seq > _MAX_TARGET_SEQ:
+        if target_seq is not None and target_seq > MAX_SEQ:
             problems.append(
                 {
                     "field": "target.seq",
-                    "problem": f"must be at most {_MAX_TARGET_SEQ}",
+                    "problem": f"must be at most {MAX_SEQ}",
                 }
             )
         if problems:
@@ -741,6 +783,10 @@ def _error_body(error: GovLedgerError) -> dict[str, Any]:
 def _error_response(request: Request, error: GovLedgerError) -> JSONResponse:
     status = _status_of(error)
     body = _error_body(error)
+    if status == 422 and not body["errors"]:
+        # NOTE: an InputError raised without a field (from code the service
+        # calls) is attached to the request as a whole.
+        body["errors"] = [{"field": "(request)", "problem": error.message}]
     where = f"{request.method} {request.url.path}"
     if status >= 500:
         logger.error("%s failed: %d %s: %s", where, status, error.reason, error)
@@ -957,12 +1003,10 @@ IdempotencyKey = Annotated[
         "409. Up to 200 printable ASCII characters.",
     ),
 ]
-Seq = Annotated[int, Query(ge=0, le=MAX_SAFE_INTEGER, description="Entry seq.")]
+Seq = Annotated[int, Query(ge=0, le=MAX_SEQ, description="Entry seq.")]
 TreeSize = Annotated[
     int | None,
-    Query(
-        ge=0, le=MAX_SAFE_INTEGER, description="Tree size; default: latest checkpoint."
-    ),
+    Query(ge=0, le=MAX_TREE_SIZE, description="Tree size; default: latest checkpoint."),
 ]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -974,6 +1018,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         503: "The database is busy or unavailable; retry.",
     }.items()
 }
+# The same, for a route whose success is not JSON: FastAPI would document
+# ``model`` responses with the route's own media type.
+_JSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": response["description"],
+        "content": {
+            "application/json": {
+                "schema": {"$ref": _REF_TEMPLATE.format(model="ErrorBody")}
+            }
+        },
+    }
+    for status, response in _ERRORS.items()
+}
 _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     **_ERRORS,
     400: {"model": ErrorBody, "description": "The body is not JSON."},
@@ -984,7 +1041,47 @@ _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
 
 # -- routes ---------------------------------------------------------------------
 
-router = APIRouter()
+
+async def _reject_unknown_query(request: Request) -> None:
+    """Reject query parameters that the route does not document.
+
+    A misspelt parameter would otherwise be ignored silently, and a proof
+    for ``treesize=5`` would be a proof for the latest checkpoint.
+
+    Raises:
+        RequestError: a query parameter is unknown (``unknown-parameter``).
+    """
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    path = getattr(route, "path", "")
+    allowed = _query_names(request.app, path, request.method)
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        problem = "unknown query parameter; remove it or check its spelling"
+        raise RequestError(
+            f"query parameter {unknown[0]!r} is unknown to {request.method} "
+            f"{path}; it takes {', '.join(sorted(allowed)) or 'none'}",
+            errors=[{"field": f"query.{name}", "problem": problem} for name in unknown],
+            reason="unknown-parameter",
+        )
+
+
+def _query_names(app: FastAPI, path: str, method: str) -> frozenset[str]:
+    """Return the query parameters that the OpenAPI schema documents for a route."""
+    cache: dict[tuple[str, str], frozenset[str]] = app.state.query_names
+    key = (path, method)
+    if key not in cache:
+        operation = app.openapi()["paths"].get(path, {}).get(method.lower(), {})
+        cache[key] = frozenset(
+            parameter["name"]
+            for parameter in operation.get("parameters", [])
+            if parameter.get("in") == "query"
+        )
+    return cache[key]
+
+
+router = APIRouter(dependencies=[Depends(_reject_unknown_query)])
 
 
 @router.get("/healthz", response_model=HealthPublic, tags=["service"])
@@ -1033,7 +1130,7 @@ async def append_entries(
 def read_entry(
     service: ServiceDep,
     principal: Reader,
-    seq: Annotated[int, PathParam(ge=0, le=MAX_SAFE_INTEGER)],
+    seq: Annotated[int, PathParam(ge=0, le=MAX_SEQ)],
 ) -> dict[str, Any]:
     """Return one entry with its entry hash; personal values for officer or admin."""
     return service.entry(seq, principal.role)
@@ -1044,7 +1141,7 @@ def read_entry(
     response_class=PlainTextResponse,
     tags=["proofs"],
     responses={
-        **_ERRORS,
+        **_JSON_ERRORS,
         200: {
             "description": "The signed checkpoint (C2SP signed note).",
             "content": {"text/plain": {"schema": {"type": "string"}}},
@@ -1058,7 +1155,7 @@ def read_checkpoint(
         int | None,
         Query(
             ge=0,
-            le=MAX_SAFE_INTEGER,
+            le=MAX_TREE_SIZE,
             description="Sign a new checkpoint if the latest covers fewer entries.",
         ),
     ] = None,
@@ -1095,7 +1192,7 @@ def read_inclusion_proof(
 def read_consistency_proof(
     service: ServiceDep,
     principal: Reader,
-    old: Annotated[int, Query(ge=0, le=MAX_SAFE_INTEGER, description="Old tree size.")],
+    old: Annotated[int, Query(ge=0, le=MAX_TREE_SIZE, description="Old tree size.")],
     new: TreeSize = None,
 ) -> dict[str, Any]:
     """Return an RFC 9162 consistency proof from tree size ``old`` to ``new``."""
@@ -1174,7 +1271,6 @@ def _token_create_schema() -> tuple[dict[str, Any], dict[str, Any]]:
     }
 
 
-_REF_TEMPLATE = "#/components/schemas/{model}"
 _REQUEST_BODIES: dict[str, Callable[[], tuple[dict[str, Any], dict[str, Any]]]] = {
     "EntryCreate": _entry_create_schema,
     "TokenCreate": _token_create_schema,
@@ -1343,6 +1439,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.query_names = {}
     app.include_router(router)
     app.add_exception_handler(GovLedgerError, _on_ledger_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)

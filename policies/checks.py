@@ -32,6 +32,7 @@ __all__ = [
     "PSI_EPSILON",
     "Check",
     "FunctionCheck",
+    "Outcome",
     "get_check",
     "is_generic_actor",
     "krippendorff_alpha",
@@ -59,7 +60,9 @@ class Check(Protocol):
 
 
 @dataclass(frozen=True)
-class _Outcome:
+class Outcome:
+    """What a check function returns; ``FunctionCheck`` adds the id and title."""
+
     status: Status
     rationale: str
     figures: dict[str, Any] = field(default_factory=dict)
@@ -73,7 +76,7 @@ class FunctionCheck:
 
     id: str
     title: str
-    function: Callable[[Evidence, PolicyConfig], _Outcome]
+    function: Callable[[Evidence, PolicyConfig], Outcome]
 
     def run(self, evidence: Evidence, policy: PolicyConfig) -> CheckResult:
         """Run the check and return its result."""
@@ -95,8 +98,8 @@ CHECKS: dict[str, Check] = {}
 
 def _check(check_id: str, title: str) -> Callable[..., Any]:
     def register(
-        function: Callable[[Evidence, PolicyConfig], _Outcome],
-    ) -> Callable[[Evidence, PolicyConfig], _Outcome]:
+        function: Callable[[Evidence, PolicyConfig], Outcome],
+    ) -> Callable[[Evidence, PolicyConfig], Outcome]:
         CHECKS[check_id] = FunctionCheck(check_id, title, function)
         return function
 
@@ -128,11 +131,11 @@ def _worst(*statuses: Status) -> Status:
     return max(statuses, key=order.index)
 
 
-def _not_assessed(reason: str, figures: dict[str, Any] | None = None) -> _Outcome:
-    return _Outcome("not-assessed", reason, figures or {}, summary=reason)
+def _not_assessed(reason: str, figures: dict[str, Any] | None = None) -> Outcome:
+    return Outcome("not-assessed", reason, figures or {}, summary=reason)
 
 
-def _no_entries(evidence: Evidence) -> _Outcome | None:
+def _no_entries(evidence: Evidence) -> Outcome | None:
     if evidence.entries_in_period() == 0:
         return _not_assessed("no entries were recorded in the period")
     return None
@@ -191,12 +194,20 @@ def _verb(count: int, singular: str, plural: str) -> str:
 
 
 @_check("chain-integrity", "Hash chain, Merkle tree and signed checkpoints verify")
-def chain_integrity(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
-    """Verify the whole ledger (RFC 9162 tree, C2SP checkpoints) once."""
+def chain_integrity(evidence: Evidence, policy: PolicyConfig) -> Outcome:
+    """Verify the whole ledger (RFC 9162 tree, C2SP checkpoints) once.
+
+    Verification covers every entry, not only the period's, because a
+    fault anywhere breaks the chain; a period without entries is still
+    ``not-assessed``, as there is nothing in it to protect.
+    """
     if evidence.tree_size == 0:
         return _not_assessed(
             "the ledger holds no entries, so there is no chain to verify"
         )
+    empty = _no_entries(evidence)
+    if empty is not None:
+        return empty
     result = evidence.verification()
     checkpoints = evidence.checkpoints()
     latest = checkpoints.latest_tree_size
@@ -217,7 +228,7 @@ def chain_integrity(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         where = f" at seq {fault.seq}" if fault.seq is not None else ""
         message = f"verification failed: {fault.kind}{where}: {fault.message}"
         seqs = () if fault.seq is None else (fault.seq,)
-        return _Outcome(
+        return Outcome(
             "not-satisfied",
             f"{message}; the ledger cannot be trusted until this is explained",
             figures,
@@ -233,14 +244,14 @@ def chain_integrity(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             "no signed checkpoint commits to the tree, so an outsider could not "
             "detect a rewritten ledger; run `govledger checkpoint --publish`"
         )
-        return _Outcome(
+        return Outcome(
             "partially-satisfied",
             f"every entry hash, link and Merkle node verifies, but {message}",
             figures,
             (_finding("chain-integrity", "medium", message, 1),),
             summary=summary + ", no checkpoint",
         )
-    return _Outcome(
+    return Outcome(
         "satisfied",
         f"every entry hash, prev link and Merkle node of {result.entries_checked} "
         f"entries verifies, and {result.checkpoints_checked} signed checkpoints "
@@ -251,7 +262,7 @@ def chain_integrity(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
 
 
 @_check("log-review", "The log is reviewed: audit packs issued in the period")
-def log_review(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def log_review(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Count ``report_issued`` entries: each records an audit pack made from the log."""
     empty = _no_entries(evidence)
     if empty is not None:
@@ -277,7 +288,7 @@ def log_review(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             figures,
         )
     seqs = sorted({reports.first_seq, reports.last_seq})
-    return _Outcome(
+    return Outcome(
         "satisfied",
         f"{_plural(reports.entries, 'audit pack')} issued in the period, the last at "
         f"{reports.last_recorded_at}; each report_issued entry records a review of "
@@ -297,7 +308,7 @@ def log_review(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
 
 
 @_check("clock-skew", "Occurrence and recording times agree within the tolerance")
-def clock_skew(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def clock_skew(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Compare ``occurred_at`` with ``recorded_at`` (ISO/IEC 27001 A.8.17).
 
     Skew is ``recorded_at - occurred_at``; below minus the tolerance the
@@ -359,7 +370,7 @@ def clock_skew(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             f"{_plural(skew.entries, 'entry')} occurred after being recorded and "
             f"{skew.late} {_verb(skew.late, 'was', 'were')} recorded late"
         )
-    return _Outcome(status, rationale, figures, tuple(findings), summary)
+    return Outcome(status, rationale, figures, tuple(findings), summary)
 
 
 # -- actors -------------------------------------------------------------------
@@ -382,7 +393,7 @@ def is_generic_actor(actor: str, generic_names: Iterable[str]) -> bool:
 
 
 @_check("actor-identification", "Every entry names one identifiable actor")
-def actor_identification(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def actor_identification(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Flag entries without an actor, by generic ids, or by ids that collide.
 
     Distinct raw ids that are equal after NFC and case folding (``user:Zoë``
@@ -466,14 +477,14 @@ def actor_identification(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         f"{figures['actors']} actors; {failing} entries unattributed or generic; "
         f"{len(ambiguous)} colliding ids"
     )
-    return _Outcome(status, rationale, figures, tuple(findings), summary)
+    return Outcome(status, rationale, figures, tuple(findings), summary)
 
 
 # -- human oversight ----------------------------------------------------------
 
 
 @_check("human-oversight", "Decisions that need it get a human review")
-def human_oversight(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def human_oversight(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Check that low-confidence and adverse decisions have a human review.
 
     GDPR Art. 22(3) and EU AI Act Art. 14(4)(d): a person must be able to
@@ -500,7 +511,7 @@ def human_oversight(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         criteria += " or an adverse output"
     if o.needing_review == 0:
         reason = f"none of the {_plural(o.decisions, 'decision')} had {criteria}"
-        return _Outcome(
+        return Outcome(
             "not-applicable", reason, figures, summary="no decision needed review"
         )
     findings = []
@@ -544,11 +555,11 @@ def human_oversight(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         f"review ({o.overdue} overdue, {o.pending} pending)"
     )
     summary = f"{o.reviewed}/{o.needing_review} decisions needing review reviewed"
-    return _Outcome(status, rationale, figures, tuple(findings), summary)
+    return Outcome(status, rationale, figures, tuple(findings), summary)
 
 
 @_check("review-timeliness", "Human reviews happen within the deadline")
-def review_timeliness(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def review_timeliness(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Measure review delays against ``review_deadline_hours``.
 
     The delay is the first human review's ``occurred_at`` minus the
@@ -569,7 +580,7 @@ def review_timeliness(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         "mean_delay_hours": _hours(o.mean_delay_s),
     }
     if o.needing_review == 0:
-        return _Outcome(
+        return Outcome(
             "not-applicable",
             f"none of the {_plural(o.decisions, 'decision')} needed review",
             figures,
@@ -613,11 +624,11 @@ def review_timeliness(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
     summary = f"{o.within_deadline}/{total} within {deadline:g} h"
     if o.max_delay_s is not None:
         summary += f", max {_hours(o.max_delay_s):g} h"
-    return _Outcome(status, rationale, figures, tuple(findings), summary)
+    return Outcome(status, rationale, figures, tuple(findings), summary)
 
 
 @_check("segregation-of-duties", "Reviewers are not the annotator or deciding system")
-def segregation_of_duties(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def segregation_of_duties(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Flag reviews whose reviewer is the actor of the reviewed entry.
 
     Actor ids are compared after NFC and case folding (``normalise_actor``),
@@ -685,11 +696,11 @@ def segregation_of_duties(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         "the reviewed entry"
     )
     summary = f"{_plural(self_reviews, 'self-review')} in {resolved}"
-    return _Outcome(status, rationale, figures, tuple(findings), summary)
+    return Outcome(status, rationale, figures, tuple(findings), summary)
 
 
 @_check("override-rate", "Human override rate of model decisions")
-def override_rate(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def override_rate(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Share of human-reviewed decisions rejected or corrected, per model version.
 
     A rate above ``override_rate_alert`` means reviewers often disagree with
@@ -739,7 +750,7 @@ def override_rate(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         f"alert above {alert:.0%})"
     )
     summary = f"override rate {overridden / reviewed:.1%} ({overridden}/{reviewed})"
-    return _Outcome(status, rationale, figures, tuple(findings), summary)
+    return Outcome(status, rationale, figures, tuple(findings), summary)
 
 
 # -- drift --------------------------------------------------------------------
@@ -771,7 +782,7 @@ def population_stability_index(
 
 
 @_check("confidence-drift", "Drift of decision confidence (population stability index)")
-def confidence_drift(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def confidence_drift(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Compare confidence histograms (10 bins over [0, 1]) between two windows.
 
     Per model, PSI at or above ``psi_warning`` is a warning and at or above
@@ -847,7 +858,7 @@ def confidence_drift(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         f"over {_plural(len(assessed), 'model')} (warning {policy.psi_warning:g}, "
         f"alert {policy.psi_alert:g})"
     )
-    return _Outcome(
+    return Outcome(
         status, rationale, figures, tuple(findings), summary=f"max PSI {worst:.3f}"
     )
 
@@ -856,7 +867,7 @@ def confidence_drift(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
 
 
 @_check("annotation-provenance", "Annotations name their dataset, item and guideline")
-def annotation_provenance(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def annotation_provenance(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Check that each annotation names dataset, item id and guideline version.
 
     EU AI Act Art. 10(2)(c) and ISO/IEC 42001 A.7.5 ask that data
@@ -894,7 +905,7 @@ def annotation_provenance(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         f"and guideline version ({len(p.guideline_versions)} guideline versions)"
     )
     summary = f"{complete}/{p.annotations} annotations with full provenance"
-    return _Outcome(status, rationale, figures, tuple(findings), summary)
+    return Outcome(status, rationale, figures, tuple(findings), summary)
 
 
 def krippendorff_alpha(cells: dict[tuple[str, str], Fraction]) -> Fraction | None:
@@ -918,7 +929,7 @@ def krippendorff_alpha(cells: dict[tuple[str, str], Fraction]) -> Fraction | Non
 
 
 @_check("inter-annotator-agreement", "Inter-annotator agreement (Krippendorff's alpha)")
-def inter_annotator_agreement(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def inter_annotator_agreement(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Compute nominal alpha over items with two or more annotations.
 
     Labels are compared as canonical JSON text, so ``"cat"`` and ``["cat"]``
@@ -973,14 +984,14 @@ def inter_annotator_agreement(evidence: Evidence, policy: PolicyConfig) -> _Outc
         f"minimum {policy.min_alpha:g}"
     )
     summary = f"alpha {float(alpha):.3f} over {_plural(c.units, 'item')}"
-    return _Outcome(status, rationale, figures, tuple(findings), summary)
+    return Outcome(status, rationale, figures, tuple(findings), summary)
 
 
 # -- decisions' content -------------------------------------------------------
 
 
 @_check("explanation-coverage", "Decisions carry an explanation")
-def explanation_coverage(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def explanation_coverage(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Count decisions with a non-empty ``explanation``.
 
     GDPR Art. 15(1)(h) and EU AI Act Art. 86 give affected persons a right
@@ -1028,11 +1039,11 @@ def explanation_coverage(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         f"({x.adverse_explained} of {x.adverse} adverse ones)"
     )
     summary = f"{x.explained}/{x.decisions} decisions explained"
-    return _Outcome(status, rationale, figures, tuple(findings), summary)
+    return Outcome(status, rationale, figures, tuple(findings), summary)
 
 
 @_check("decision-traceability", "Decisions name model version, input hash and item")
-def decision_traceability(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def decision_traceability(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Check that each decision can be traced to its model version and input.
 
     EU AI Act Art. 12(2) asks that logs let one trace how the system
@@ -1069,14 +1080,14 @@ def decision_traceability(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         "input_sha256 and item"
     )
     summary = f"{complete}/{t.decisions} decisions traceable"
-    return _Outcome(status, rationale, figures, tuple(findings), summary)
+    return Outcome(status, rationale, figures, tuple(findings), summary)
 
 
 # -- personal data ------------------------------------------------------------
 
 
 @_check("retention-coverage", "Personal values are erased when retention ends")
-def retention_coverage(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def retention_coverage(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Check that no personal value is kept past its kind's retention.
 
     GDPR Art. 5(1)(e) limits how long identifying data is kept. Every input
@@ -1114,7 +1125,7 @@ def retention_coverage(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
             else "no personal values are stored"
         )
         rationale = f"every input kind has a retention rule and {held}"
-        return _Outcome("satisfied", rationale, figures, summary=summary)
+        return Outcome("satisfied", rationale, figures, summary=summary)
     finding = _finding(
         "retention-coverage",
         "high",
@@ -1128,13 +1139,13 @@ def retention_coverage(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         f"{expired} of {_plural(with_values, 'entry')} with personal values "
         f"{_verb(expired, 'is', 'are')} past retention"
     )
-    return _Outcome(
+    return Outcome(
         _grade(with_values, expired), rationale, figures, (finding,), summary
     )
 
 
 @_check("erasure-fulfilment", "Erasure requests are fulfilled within the deadline")
-def erasure_fulfilment(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
+def erasure_fulfilment(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Measure erasure entries' time from ``request_received_at`` to fulfilment.
 
     GDPR Art. 17 with Art. 12(3): act on a request without undue delay and
@@ -1159,7 +1170,7 @@ def erasure_fulfilment(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         "personal_data_present": e.personal_data_present,
     }
     if not e.personal_data_present:
-        return _Outcome(
+        return Outcome(
             "not-applicable",
             "the ledger holds no personal values, data-subject ids or erasures, so "
             "there is no personal data to erase",
@@ -1206,4 +1217,4 @@ def erasure_fulfilment(evidence: Evidence, policy: PolicyConfig) -> _Outcome:
         "measurable)"
     )
     summary = f"{e.within_deadline}/{e.erasures} erasures within {deadline:g} days"
-    return _Outcome(status, rationale, figures, tuple(findings), summary)
+    return Outcome(status, rationale, figures, tuple(findings), summary)

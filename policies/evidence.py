@@ -652,111 +652,115 @@ class Evidence:
         )
         return self._materialized(statement, "review_targets", always=False)
 
-    def _decision_reviews(self) -> CTE:
-        """One row per decision in the period: review criteria and first human review.
+    def _first_reviews(self) -> CTE:
+        """Per reviewed seq: the first human review's time and the review count.
 
-        Columns: ``seq``, ``needs``, ``low`` and ``adverse`` (0 or 1),
-        ``recorded`` (epoch seconds), ``first_human`` (epoch seconds of the
-        first human review's ``occurred_at``, NULL without one) and
-        ``reviews`` (all reviews, NULL without any).
+        Columns ``target``, ``first_human`` (epoch seconds of the earliest
+        ``occurred_at`` of a review by a ``user:``, NULL if only services
+        reviewed) and ``reviews``.
         """
         targets = self.review_targets()
         human = targets.c.reviewer.like("user:%")
-        first = self._materialized(
-            select(
-                targets.c.target,
-                func.min(
-                    case((human, self.epoch(targets.c.review_occurred_at)), else_=None)
-                ).label("first_human"),
-                func.count().label("reviews"),
-            ).group_by(targets.c.target),
-            "first_reviews",
-            always=False,
+        first_human = func.min(
+            case((human, self.epoch(targets.c.review_occurred_at)), else_=None)
         )
-        d = ENTRIES.alias("d")
-        low = d.c.confidence < self.policy.review_confidence_below
-        adverse = self.adverse(d)
         statement = (
             select(
-                d.c.seq,
-                case((or_(low, adverse), 1), else_=0).label("needs"),
-                case((low, 1), else_=0).label("low"),
-                case((adverse, 1), else_=0).label("adverse"),
-                self.epoch(d.c.recorded_at).label("recorded"),
-                first.c.first_human,
-                first.c.reviews,
+                targets.c.target,
+                first_human.label("first_human"),
+                func.count().label("reviews"),
             )
-            .select_from(d.outerjoin(first, first.c.target == d.c.seq))
-            .where(d.c.kind == "decision", *self._scope(d))
+            .where(targets.c.target.is_not(None))
+            .group_by(targets.c.target)
         )
-        return self._materialized(statement, "decision_reviews", always=True)
+        return self._materialized(statement, "first_reviews", always=False)
 
-    def _oversight_conditions(self, rows: CTE) -> dict[str, ColumnElement[bool]]:
+    def _due(self, decision: FromClause) -> ColumnElement[bool]:
+        """Condition: the review deadline of the decision has passed by now."""
         deadline_s = self.policy.review_deadline_hours * 3600.0
-        needs = rows.c.needs == 1
-        delay = rows.c.first_human - rows.c.recorded
-        unreviewed = and_(needs, rows.c.first_human.is_(None))
-        return {
-            "needs": needs,
-            "reviewed": and_(needs, rows.c.first_human.is_not(None)),
-            "service_only": and_(unreviewed, rows.c.reviews.is_not(None)),
-            "within": and_(needs, delay <= deadline_s),
-            "late": and_(needs, delay > deadline_s),
-            "overdue": and_(
-                unreviewed, rows.c.recorded + deadline_s < self.now.timestamp()
-            ),
-        }
+        return self.epoch(decision.c.recorded_at) + deadline_s < self.now.timestamp()
 
     def oversight(self) -> Oversight:
         """Count decisions needing human review and how they were reviewed.
 
         A review counts as human oversight when its actor is a ``user:``;
-        reviews by a ``svc:`` actor are counted apart.
+        reviews by a ``svc:`` actor are counted apart. Two statements: one
+        over the decisions alone, one that walks the reviewed seqs and looks
+        each decision up by seq, so neither joins two large sets row by row.
         """
 
         def compute() -> Oversight:
-            rows = self._decision_reviews()
-            c = self._oversight_conditions(rows)
-            delay = case((c["needs"], rows.c.first_human - rows.c.recorded))
-            row = self._run(
+            d = ENTRIES.alias("d")
+            needs = self.needs_review(d)
+            totals = self._run(
                 select(
                     func.count(),
-                    func.coalesce(func.sum(rows.c.low), 0),
-                    func.coalesce(func.sum(rows.c.adverse), 0),
-                    func.coalesce(func.sum(rows.c.needs), 0),
-                    _count_if(c["reviewed"]),
-                    _count_if(c["service_only"]),
-                    _count_if(c["within"]),
-                    _count_if(c["late"]),
-                    _count_if(c["overdue"]),
+                    _count_if(d.c.confidence < self.policy.review_confidence_below),
+                    _count_if(self.adverse(d)),
+                    _count_if(needs),
+                    _count_if(and_(needs, self._due(d))),
+                ).where(d.c.kind == "decision", *self._scope(d))
+            ).one()
+            first = self._first_reviews()
+            deadline_s = self.policy.review_deadline_hours * 3600.0
+            delay = first.c.first_human - self.epoch(d.c.recorded_at)
+            human = first.c.first_human.is_not(None)
+            reviewed = self._run(
+                select(
+                    _count_if(human),
+                    _count_if(~human),
+                    _count_if(delay <= deadline_s),
+                    _count_if(delay > deadline_s),
+                    _count_if(and_(human, self._due(d))),
                     func.max(delay),
                     func.avg(delay),
                 )
+                .select_from(first.join(d, d.c.seq == first.c.target))
+                .where(d.c.kind == "decision", *self._scope(d), needs)
             ).one()
-            counts = [int(value) for value in row[:9]]
-            needing, reviewed, overdue = counts[3], counts[4], counts[8]
+            decisions, low, adverse, needing, due = (int(v) for v in totals)
+            human_reviewed, service_only, within, late, due_reviewed = (
+                int(value) for value in reviewed[:5]
+            )
+            overdue = due - due_reviewed
             return Oversight(
-                decisions=counts[0],
-                low_confidence=counts[1],
-                adverse=counts[2],
+                decisions=decisions,
+                low_confidence=low,
+                adverse=adverse,
                 needing_review=needing,
-                reviewed=reviewed,
-                reviewed_by_service_only=counts[5],
-                within_deadline=counts[6],
-                late=counts[7],
+                reviewed=human_reviewed,
+                reviewed_by_service_only=service_only,
+                within_deadline=within,
+                late=late,
                 overdue=overdue,
-                pending=needing - reviewed - overdue,
-                max_delay_s=_number(row[9]),
-                mean_delay_s=_number(row[10]),
+                pending=needing - human_reviewed - overdue,
+                max_delay_s=_number(reviewed[5]),
+                mean_delay_s=_number(reviewed[6]),
             )
 
         return self._memo("oversight", compute)
 
     def oversight_samples(self, which: str) -> tuple[int, ...]:
         """Return decision seqs that are ``overdue`` or were reviewed ``late``."""
-        rows = self._decision_reviews()
-        condition = self._oversight_conditions(rows)[which]
-        return self._sample(select(rows.c.seq).where(condition))
+        d = ENTRIES.alias("d")
+        first = self._first_reviews()
+        scope = [d.c.kind == "decision", *self._scope(d), self.needs_review(d)]
+        if which == "late":
+            deadline_s = self.policy.review_deadline_hours * 3600.0
+            delay = first.c.first_human - self.epoch(d.c.recorded_at)
+            return self._sample(
+                select(d.c.seq)
+                .select_from(first.join(d, d.c.seq == first.c.target))
+                .where(*scope, delay > deadline_s)
+            )
+        if which != "overdue":
+            raise ValueError(f"unknown oversight sample {which!r}")
+        human_reviewed = select(first.c.target).where(first.c.first_human.is_not(None))
+        return self._sample(
+            select(d.c.seq).where(
+                *scope, self._due(d), d.c.seq.not_in(human_reviewed.scalar_subquery())
+            )
+        )
 
     def overrides(self) -> list[ModelOverrides]:
         """Count human-reviewed decisions per model and those rejected or corrected.

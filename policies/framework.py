@@ -8,10 +8,12 @@ declares, in its ``pyproject.toml``::
     soc2 = "acme_soc2:FRAMEWORK"
 
 where ``acme_soc2.FRAMEWORK`` is a ``policies.framework.Framework`` (or a
-function without arguments that returns one). Its controls may use the
-built-in checks by id, and checks of its own listed in
-``Framework.checks``. A plug-in cannot replace a built-in framework or
-check; one that fails to load is logged and skipped.
+function without arguments that returns one) whose id is the entry point's
+name. Its controls may use the built-in checks by id, and checks of its
+own listed in ``Framework.checks``, such as ``policies.checks.FunctionCheck(
+id, title, function)`` where ``function(evidence, policy)`` returns a
+``policies.checks.Outcome``. A plug-in cannot replace a built-in framework
+or check; one that fails to load is logged and skipped.
 """
 
 from __future__ import annotations

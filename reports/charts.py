@@ -19,11 +19,11 @@ from .statistics import CONFIDENCE_BINS, VERDICTS, ScopeStatistics
 __all__ = ["Chart", "bar_chart", "charts_for"]
 
 _WIDTH = 520
-_HEIGHT = 210
+_HEIGHT = 190
 _LEFT = 48
 _RIGHT = 12
 _TOP = 14
-_BOTTOM = 40
+_BOTTOM = 22
 _FONT = "DejaVu Sans"
 _BAR = "#2f5d8a"
 _ALERT = "#b5473a"
@@ -83,7 +83,7 @@ def bar_chart(
     """Draw a vertical bar chart as an SVG fragment.
 
     ``labels`` and ``values`` have the same length; values are not
-    negative. With no values, or all zero, the chart says ``empty_text``.
+    negative. With no values, or all zero, the chart shows ``empty_text``.
 
     Raises:
         ValueError: the lengths differ or a value is negative.

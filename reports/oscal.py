@@ -1,6 +1,6 @@
 """OSCAL 1.1.2 assessment results from a policy evaluation.
 
-The document holds one result for the evaluation, one observation per
+The document contains one result for the evaluation, one observation per
 check (citing the entry seqs behind its findings) and one finding per
 control. OSCAL states an objective only as ``satisfied`` or
 ``not-satisfied``, so the other govledger statuses are mapped as
@@ -198,10 +198,10 @@ def assessment_results(
 ) -> dict[str, Any]:
     """Build the OSCAL 1.1.2 assessment-results document of an evaluation.
 
-    ``origin`` names the ledger; ``organisation`` (default: the origin) is
-    the party that issued the results; ``evidence_href``, when given, is
-    where the cited entries can be read (a file embedded beside the
-    document in an audit pack).
+    ``origin`` names the ledger, and ``organisation`` (default: the origin)
+    is the party that issued the results. ``evidence_href``, when given, is
+    where the cited entries can be read, such as a file embedded beside the
+    document in an audit pack.
     """
     document = _document_uuid(evaluation, origin)
     collected = evaluation.evaluated_at

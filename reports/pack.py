@@ -2,8 +2,8 @@
 
 ``prepare_pack`` gathers the evidence of an evaluation (checkpoint, log key,
 entries of the period or the cited entries with proofs, OSCAL results,
-manifest) and renders the unsigned PDF; ``issue_pack`` signs it, writes it
-and appends a ``report_issued`` entry holding the pack's SHA-256.
+manifest) and renders the unsigned PDF. ``issue_pack`` signs it, writes it
+and appends a ``report_issued`` entry that contains the pack's SHA-256.
 
 The evidence is bound to a signed checkpoint of a tree at least as large
 as the evaluated one. Up to ``max_embedded`` entries, the pack embeds every
@@ -600,6 +600,69 @@ def _manifest(
     }
 
 
+def _document_context(
+    *,
+    ledger: Ledger,
+    evaluation: Evaluation,
+    organisation: str,
+    issued_at: str,
+    certificate: x509.Certificate,
+    checkpoint: CheckpointRow,
+    log_key: str,
+    attestation: dict[str, Any] | None,
+    scope: _Scope,
+    evidence: _Evidence,
+    max_embedded: int,
+    files: dict[str, bytes],
+) -> dict[str, Any]:
+    """Return the values the pack template prints."""
+    return {
+        "title": f"Audit pack: {organisation}",
+        "organisation": organisation,
+        "origin": ledger.origin,
+        "issued_at": issued_at,
+        "period": {
+            "start": evaluation.period_start,
+            "end": evaluation.period_end,
+            "text": _period_text(evaluation),
+        },
+        "statuses": STATUSES,
+        "frameworks": _frameworks_context(evaluation),
+        "issuer": _issuer(certificate),
+        "attestation": {
+            "tree_size": checkpoint.tree_size,
+            "root": checkpoint.root_hash,
+            "checkpoint_note": checkpoint.note,
+            "log_key": log_key,
+            "verification": attestation,
+            "evaluated_tree_size": evaluation.tree_size,
+            "evaluated_root": evaluation.root,
+            "evaluated_at": evaluation.evaluated_at,
+            "mode": scope.mode,
+            "start_seq": scope.start_seq,
+            "end_seq": scope.end_seq,
+            "entries_in_scope": scope.count,
+            "cited_count": len(evidence.cited),
+            "max_embedded": max_embedded,
+        },
+        "summary": _summary_context(evaluation, evidence.stats),
+        "policy": sorted(evaluation.policy.items()),
+        "policy_seq": evaluation.policy_seq,
+        "charts": charts_for(evidence.stats),
+        "findings": _findings_context(evaluation, evidence.bodies),
+        "cross": _cross_context(evaluation),
+        "files": [
+            {
+                "name": name,
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "description": _DESCRIPTIONS[name],
+            }
+            for name, data in files.items()
+        ],
+    }
+
+
 def prepare_pack(
     ledger: Ledger,
     evaluation: Evaluation,
@@ -662,51 +725,20 @@ def prepare_pack(
     )
     files["manifest.json"] = _json_file(manifest)
 
-    context = {
-        "title": f"Audit pack: {organisation}",
-        "organisation": organisation,
-        "origin": ledger.origin,
-        "issued_at": issued_text,
-        "period": {
-            "start": evaluation.period_start,
-            "end": evaluation.period_end,
-            "text": _period_text(evaluation),
-        },
-        "statuses": STATUSES,
-        "frameworks": _frameworks_context(evaluation),
-        "issuer": _issuer(certificate),
-        "attestation": {
-            "tree_size": checkpoint.tree_size,
-            "root": checkpoint.root_hash,
-            "checkpoint_note": checkpoint.note,
-            "log_key": log_key,
-            "verification": attestation,
-            "evaluated_tree_size": evaluation.tree_size,
-            "evaluated_root": evaluation.root,
-            "evaluated_at": evaluation.evaluated_at,
-            "mode": scope.mode,
-            "start_seq": scope.start_seq,
-            "end_seq": scope.end_seq,
-            "entries_in_scope": scope.count,
-            "cited_count": len(evidence.cited),
-            "max_embedded": max_embedded,
-        },
-        "summary": _summary_context(evaluation, evidence.stats),
-        "policy": sorted(evaluation.policy.items()),
-        "policy_seq": evaluation.policy_seq,
-        "charts": charts_for(evidence.stats),
-        "findings": _findings_context(evaluation, evidence.bodies),
-        "cross": _cross_context(evaluation),
-        "files": [
-            {
-                "name": name,
-                "size": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "description": _DESCRIPTIONS[name],
-            }
-            for name, data in files.items()
-        ],
-    }
+    context = _document_context(
+        ledger=ledger,
+        evaluation=evaluation,
+        organisation=organisation,
+        issued_at=issued_text,
+        certificate=certificate,
+        checkpoint=checkpoint,
+        log_key=log_key,
+        attestation=attestation,
+        scope=scope,
+        evidence=evidence,
+        max_embedded=max_embedded,
+        files=files,
+    )
     attachments = [
         EmbeddedFile(name=name, data=data, description=_DESCRIPTIONS[name])
         for name, data in files.items()

@@ -9,8 +9,8 @@ The recursion of RFC 9162 2.1.1 splits a range of ``n`` leaves at the
 largest power of two below ``n``. Walking it from the root, a subtree that
 lies outside the run and whose parent overlaps it is always a sibling on
 the inclusion path of leaf ``start`` (if it lies left) or of leaf
-``end - 1`` (if it lies right), so the two inclusion proofs of those leaves
-supply every hash the proof needs, and the proof holds O(log n) hashes.
+``end - 1`` (if it lies right). So the two inclusion proofs of those leaves
+supply every hash the proof needs, and the proof contains O(log n) hashes.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def root_from_range(proof: RangeProof, leaf_hash_at: Callable[[int], bytes]) -> 
     Raises:
         ProofError: the range is empty or lies outside the tree
             (``bad-range``), a hash is not 32 bytes (``bad-hash-length``),
-            or the proof holds too few or too many hashes
+            or the proof contains too few or too many hashes
             (``bad-proof-size``).
     """
     start, end, size = proof.start, proof.end, proof.tree_size
@@ -197,7 +197,7 @@ def root_from_range(proof: RangeProof, leaf_hash_at: Callable[[int], bytes]) -> 
     root = subtree_hash(0, size)
     if next(left, None) is not None or next(right, None) is not None:
         raise ProofError(
-            f"range proof rejected: it holds more hashes than the range "
+            f"range proof rejected: it contains more hashes than the range "
             f"[{start}, {end}) of tree size {size} needs",
             reason="bad-proof-size",
         )

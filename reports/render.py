@@ -2,7 +2,7 @@
 
 Rendering fetches nothing. Jinja2 escapes every value (autoescape is on for
 every template), so record text such as ``<img src="file:///etc/passwd">``
-is printed as text; and WeasyPrint gets a URL fetcher that rejects every
+is printed as text. WeasyPrint also gets a URL fetcher that rejects every
 URL, so even markup that reached the renderer could not load a file or
 contact a host. Fonts come from the system through fontconfig (DejaVu).
 
@@ -49,7 +49,7 @@ class NoFetchURLFetcher(URLFetcher):
     """A WeasyPrint URL fetcher that rejects every URL: http, file, data, any.
 
     WeasyPrint 70 reads attributes of its own ``URLFetcher`` while fetching,
-    so the fetcher must be an instance of a subclass; a plain function that
+    so the fetcher must be an instance of a subclass. A plain function that
     raises crashes the render. ``URLFetchingError`` makes WeasyPrint skip
     the resource and go on.
     """

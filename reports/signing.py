@@ -3,9 +3,9 @@
 A pack is signed with a CMS detached signature of subfilter
 ETSI.CAdES.detached (PAdES, ETSI EN 319 142-1), made by pyHanko with an
 ECDSA P-256 or RSA key. By default the identity is a self-signed ECDSA P-256
-certificate kept in the ledger's key directory beside the log key
-(``signing-cert.pem`` and the encrypted PKCS#8 ``signing-key.pem``, mode
-0600); an organisation can sign with its own certificate instead. A
+certificate kept in the ledger's key directory beside the log key, as
+``signing-cert.pem`` and the encrypted PKCS#8 ``signing-key.pem`` (mode
+0600). An organisation can sign with its own certificate instead. A
 self-signed certificate proves only that the pack is unchanged since
 signing; who signed it is established by the auditor trusting the
 certificate (``verify-pack --trust``).
@@ -77,7 +77,7 @@ class SigningIdentity:
 
 
 class SigningIdentityFiles(NamedTuple):
-    """Where the default signing identity lives, and whether it was just made."""
+    """The paths of the default signing identity, and whether it was just made."""
 
     certificate: Path
     private_key: Path
@@ -127,7 +127,7 @@ def self_signed_certificate(
 
     KeyUsage is digitalSignature and contentCommitment (non-repudiation,
     RFC 5280 4.2.1.3), which PAdES validators such as pyHanko require of a
-    document-signing certificate; BasicConstraints says it is no CA.
+    document-signing certificate. BasicConstraints marks it as no CA.
 
     Raises:
         InputError: ``organisation`` is empty, too long or not printable.
@@ -295,7 +295,7 @@ def _check_key(key: object, path: Path) -> PrivateKey:
             )
         return key
     raise KeyFileError(
-        f"signing key {path} holds a {type(key).__name__}; use an ECDSA or RSA key",
+        f"signing key {path} is a {type(key).__name__}; use an ECDSA or RSA key",
         reason="malformed-key-file",
     )
 
@@ -345,7 +345,7 @@ def _load_certificates(path: Path) -> list[x509.Certificate]:
         return [x509.load_der_x509_certificate(data)]
     except ValueError:
         raise KeyFileError(
-            f"certificate file {path} holds no PEM or DER X.509 certificate",
+            f"certificate file {path} contains no PEM or DER X.509 certificate",
             reason="malformed-certificate",
         ) from None
 
@@ -432,7 +432,7 @@ def load_pkcs12_identity(
 
     Raises:
         KeyFileError: the file is missing, too open, malformed, the
-            passphrase is wrong, or it holds no key and certificate.
+            passphrase is wrong, or it contains no key and certificate.
     """
     path = Path(path)
     data = _read_file(path, "PKCS#12 file", private=True)
@@ -447,7 +447,7 @@ def load_pkcs12_identity(
         ) from None
     if bundle.key is None or bundle.cert is None:
         raise KeyFileError(
-            f"PKCS#12 file {path} holds no private key and certificate pair",
+            f"PKCS#12 file {path} contains no private key and certificate pair",
             reason="malformed-key-file",
         )
     key = _check_key(bundle.key, path)

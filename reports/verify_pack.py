@@ -88,9 +88,10 @@ class CheckOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the outcome as JSON-ready data."""
-        status = (
-            "skipped" if self.passed is None else ("pass" if self.passed else "fail")
-        )
+        if self.passed is None:
+            status = "skipped"
+        else:
+            status = "pass" if self.passed else "fail"
         return {"name": self.name, "status": status, "message": self.message}
 
 
@@ -98,7 +99,7 @@ class CheckOutcome:
 class PackVerification:
     """The outcome of ``verify_pack``: a named boolean per check, and details.
 
-    ``ok`` is true only when every check passed. ``key_source`` says
+    ``ok`` is true only when every check passed. ``key_source`` tells
     whether the checkpoint was checked with a key the caller gave
     (``given``) or with the key embedded in the pack (``embedded``).
     """
@@ -190,7 +191,7 @@ def _load_trust(paths: Sequence[Path]) -> list[x509.Certificate]:
                 certificates.append(x509.load_der_x509_certificate(data))
         except ValueError:
             raise ReportError(
-                f"trusted certificate file {path} holds no PEM or DER certificate",
+                f"trusted certificate file {path} contains no PEM or DER certificate",
                 reason="bad-trust-certificate",
             ) from None
     return certificates
@@ -386,19 +387,11 @@ def _check_manifest_shape(manifest: dict[str, Any]) -> None:
         raise _CheckFailed("manifest.json is malformed: " + "; ".join(problems))
 
 
-def _check_manifest(
-    files: dict[str, bytes], signer_der: bytes | None
-) -> dict[str, Any]:
-    if "manifest.json" not in files:
-        raise _CheckFailed("manifest.json is not embedded")
-    try:
-        manifest = json.loads(files["manifest.json"])
-    except ValueError as error:
-        raise _CheckFailed(f"manifest.json is not JSON: {error}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise _CheckFailed(f"manifest.json is not in the format {MANIFEST_FORMAT}")
-    listed = manifest.get("files")
-    if not isinstance(listed, dict):
+def _check_digests(files: dict[str, bytes], listed: Any) -> None:
+    """Compare the embedded files with the manifest's list: names, SHA-256, size."""
+    if not isinstance(listed, dict) or not all(
+        isinstance(item, dict) for item in listed.values()
+    ):
         raise _CheckFailed("manifest.json lists no files")
     present = set(files) - {"manifest.json"}
     missing = sorted(set(listed) - present)
@@ -408,10 +401,9 @@ def _check_manifest(
             f"embedded files differ from the manifest: missing {missing}, "
             f"not listed {extra}"
         )
+
     for name in sorted(listed):
-        expected = (
-            listed[name].get("sha256") if isinstance(listed[name], dict) else None
-        )
+        expected = listed[name].get("sha256")
         actual = hashlib.sha256(files[name]).hexdigest()
         if actual != expected:
             raise _CheckFailed(
@@ -422,17 +414,34 @@ def _check_manifest(
                 f"{name}: size mismatch: expected {listed[name].get('size')}, "
                 f"actual {len(files[name])}"
             )
+
+
+def _check_manifest(
+    files: dict[str, bytes], signer_der: bytes | None
+) -> dict[str, Any]:
+    # 1. The manifest parses and is of our format.
+    if "manifest.json" not in files:
+        raise _CheckFailed("manifest.json is not embedded")
+    try:
+        manifest = json.loads(files["manifest.json"])
+    except ValueError as error:
+        raise _CheckFailed(f"manifest.json is not JSON: {error}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise _CheckFailed(f"manifest.json is not in the format {MANIFEST_FORMAT}")
+
+    # 2. Every other embedded file is listed with its digest, and no more.
+    _check_digests(files, manifest.get("files"))
     _check_manifest_shape(manifest)
+
+    # 3. The embedded certificate is the one that signed.
     if "signing-cert.pem" not in files:
         raise _CheckFailed("signing-cert.pem is not embedded")
     try:
         embedded = x509.load_pem_x509_certificate(files["signing-cert.pem"])
     except ValueError:
-        raise _CheckFailed("signing-cert.pem holds no PEM certificate") from None
-    if (
-        signer_der is not None
-        and embedded.public_bytes(serialization.Encoding.DER) != signer_der
-    ):
+        raise _CheckFailed("signing-cert.pem contains no PEM certificate") from None
+    embedded_der = embedded.public_bytes(serialization.Encoding.DER)
+    if signer_der is not None and embedded_der != signer_der:
         raise _CheckFailed(
             "signing-cert.pem is not the certificate that signed the PDF"
         )
@@ -466,10 +475,9 @@ def _check_checkpoint(
     except (CheckpointError, NoteError) as error:
         raise _CheckFailed(f"{error.message}") from None
     checkpoint = signed.checkpoint
-    expected = manifest.get("checkpoint", {})
-    if checkpoint.size != expected.get(
-        "tree_size"
-    ) or checkpoint.root.hex() != expected.get("root"):
+    expected = manifest["checkpoint"]
+    same_size = checkpoint.size == expected.get("tree_size")
+    if not same_size or checkpoint.root.hex() != expected.get("root"):
         raise _CheckFailed(
             f"the checkpoint (size {checkpoint.size}, root {checkpoint.root.hex()}) "
             f"differs from the manifest (size {expected.get('tree_size')}, root "
@@ -490,7 +498,6 @@ def _check_checkpoint(
 @dataclass
 class _Entry:
     seq: int
-    body: bytes
     leaf: bytes
     prev: str
     recorded_at: str
@@ -515,7 +522,6 @@ def _parse_lines(data: bytes, name: str) -> list[_Entry]:
         entries.append(
             _Entry(
                 seq=entry.seq,
-                body=line,
                 leaf=entry_hash(line),
                 prev=entry.prev,
                 recorded_at=entry.recorded_at,
@@ -547,49 +553,130 @@ def _check_links(entries: list[_Entry], name: str) -> None:
         previous = entry
 
 
+def _check_ranged(
+    files: dict[str, bytes], scope: dict[str, Any], period: dict[str, Any]
+) -> list[_Entry]:
+    """Check entries.jsonl: exactly the seqs of the scope, linked, in the period."""
+    if "entries.jsonl" not in files:
+        raise _CheckFailed("entries.jsonl is not embedded")
+    start_seq, end_seq = scope["start_seq"], scope["end_seq"]
+    ranged = _parse_lines(files["entries.jsonl"], "entries.jsonl")
+    seqs = [entry.seq for entry in ranged]
+    if seqs != list(range(start_seq, end_seq)):
+        raise _CheckFailed(
+            f"entries.jsonl contains seqs {seqs[:3]}...{seqs[-3:]} ({len(seqs)} "
+            f"entries), expected seq {start_seq} to {end_seq - 1}"
+        )
+    _check_links(ranged, "entries.jsonl")
+
+    start, end = period.get("start"), period.get("end")
+    for entry in ranged:
+        before = start is not None and entry.recorded_at < start
+        after = end is not None and entry.recorded_at >= end
+        if before or after:
+            raise _CheckFailed(
+                f"entries.jsonl: seq {entry.seq} was recorded at "
+                f"{entry.recorded_at}, outside the period"
+            )
+    return ranged
+
+
 def _check_entries(
     files: dict[str, bytes], manifest: dict[str, Any]
 ) -> tuple[list[_Entry], list[_Entry], str]:
-    scope = manifest.get("scope", {})
-    period = manifest.get("period", {})
-    start_seq, end_seq = scope.get("start_seq"), scope.get("end_seq")
+    scope = manifest["scope"]
     ranged: list[_Entry] = []
-    if scope.get("mode") == "full":
-        if "entries.jsonl" not in files:
-            raise _CheckFailed("entries.jsonl is not embedded")
-        ranged = _parse_lines(files["entries.jsonl"], "entries.jsonl")
-        seqs = [entry.seq for entry in ranged]
-        if seqs != list(range(start_seq, end_seq)):
-            raise _CheckFailed(
-                f"entries.jsonl holds seqs {seqs[:3]}...{seqs[-3:]} ({len(seqs)} "
-                f"entries), expected seq {start_seq} to {end_seq - 1}"
-            )
-        _check_links(ranged, "entries.jsonl")
-        for entry in ranged:
-            if (period.get("start") and entry.recorded_at < period["start"]) or (
-                period.get("end") and entry.recorded_at >= period["end"]
-            ):
-                raise _CheckFailed(
-                    f"entries.jsonl: seq {entry.seq} was recorded at "
-                    f"{entry.recorded_at}, outside the period"
-                )
-    elif scope.get("mode") != "cited":
-        raise _CheckFailed(
-            f"the manifest's scope mode {scope.get('mode')!r} is unknown"
-        )
+    in_range: set[int] = set()
+    if scope["mode"] == "full":
+        ranged = _check_ranged(files, scope, manifest["period"])
+        in_range = set(range(scope["start_seq"], scope["end_seq"]))
+
     cited: list[_Entry] = []
     if "cited-entries.jsonl" in files:
         cited = _parse_lines(files["cited-entries.jsonl"], "cited-entries.jsonl")
         _check_links(cited, "cited-entries.jsonl")
-    in_range = set(range(start_seq, end_seq)) if scope.get("mode") == "full" else set()
-    expected_cited = [seq for seq in scope.get("cited_seqs", []) if seq not in in_range]
-    if [entry.seq for entry in cited] != expected_cited:
+    expected = [seq for seq in scope["cited_seqs"] if seq not in in_range]
+    found = [entry.seq for entry in cited]
+    if found != expected:
         raise _CheckFailed(
-            f"cited-entries.jsonl holds seqs {[e.seq for e in cited][:10]}, expected "
-            f"the cited seqs {expected_cited[:10]}"
+            f"cited-entries.jsonl contains seqs {found[:10]}, expected the cited "
+            f"seqs {expected[:10]}"
         )
     count = len(ranged) + len(cited)
     return ranged, cited, f"{count} entries hash, link and lie in the period as stated"
+
+
+def _check_range_root(
+    files: dict[str, bytes], ranged: list[_Entry], root: bytes, tree_size: int
+) -> str:
+    if "merkle-range.json" not in files:
+        raise _CheckFailed("merkle-range.json is not embedded")
+    try:
+        document = json.loads(files["merkle-range.json"])
+        proof = RangeProof(
+            tree_size=int(document["tree_size"]),
+            start=int(document["start"]),
+            end=int(document["end"]),
+            left=tuple(bytes.fromhex(value) for value in document["left"]),
+            right=tuple(bytes.fromhex(value) for value in document["right"]),
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        raise _CheckFailed(f"merkle-range.json is malformed: {error}") from None
+    first, end = ranged[0].seq, ranged[-1].seq + 1
+    if (proof.start, proof.end, proof.tree_size) != (first, end, tree_size):
+        raise _CheckFailed(
+            f"merkle-range.json covers [{proof.start}, {proof.end}) of tree size "
+            f"{proof.tree_size}, not the embedded entries [{first}, {end}) of the "
+            f"checkpoint's tree size {tree_size}"
+        )
+
+    leaves = {entry.seq: entry.leaf for entry in ranged}
+    try:
+        computed = root_from_range(proof, leaves.__getitem__)
+    except ProofError as error:
+        raise _CheckFailed(error.message) from None
+    if computed != root:
+        raise _CheckFailed(
+            f"root mismatch: the checkpoint root is {root.hex()}, the root "
+            f"recomputed from the {len(ranged)} entries is {computed.hex()}"
+        )
+    which = "all" if first == 0 and end == tree_size else "the period's"
+    return (
+        f"the root recomputed from {which} {len(ranged)} entries matches the checkpoint"
+    )
+
+
+def _check_inclusion_proofs(
+    files: dict[str, bytes], cited: list[_Entry], root: bytes, tree_size: int
+) -> str:
+    try:
+        document = json.loads(files["inclusion-proofs.json"])
+        proofs = {int(item["seq"]): item for item in document["proofs"]}
+        size = int(document["tree_size"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise _CheckFailed(
+            f"inclusion-proofs.json is missing or malformed: {error}"
+        ) from None
+    if size != tree_size:
+        raise _CheckFailed(
+            f"inclusion-proofs.json is for tree size {size}, the checkpoint's is "
+            f"{tree_size}"
+        )
+
+    for entry in cited:
+        item = proofs.get(entry.seq)
+        if item is None:
+            raise _CheckFailed(f"no inclusion proof for cited seq {entry.seq}")
+        try:
+            hashes = [bytes.fromhex(value) for value in item["hashes"]]
+            merkle.verify_inclusion(entry.seq, tree_size, entry.leaf, hashes, root)
+        except (ValueError, KeyError, TypeError) as error:
+            raise _CheckFailed(
+                f"the inclusion proof of seq {entry.seq} is malformed: {error}"
+            ) from None
+        except ProofError as error:
+            raise _CheckFailed(f"seq {entry.seq}: {error.message}") from None
+    return f"{len(cited)} inclusion proofs verify against the checkpoint"
 
 
 def _check_merkle(
@@ -601,73 +688,9 @@ def _check_merkle(
 ) -> str:
     checked = []
     if ranged:
-        if "merkle-range.json" not in files:
-            raise _CheckFailed("merkle-range.json is not embedded")
-        try:
-            document = json.loads(files["merkle-range.json"])
-            proof = RangeProof(
-                tree_size=int(document["tree_size"]),
-                start=int(document["start"]),
-                end=int(document["end"]),
-                left=tuple(bytes.fromhex(value) for value in document["left"]),
-                right=tuple(bytes.fromhex(value) for value in document["right"]),
-            )
-        except (ValueError, KeyError, TypeError) as error:
-            raise _CheckFailed(f"merkle-range.json is malformed: {error}") from None
-        if (proof.start, proof.end, proof.tree_size) != (
-            ranged[0].seq,
-            ranged[-1].seq + 1,
-            tree_size,
-        ):
-            raise _CheckFailed(
-                f"merkle-range.json covers [{proof.start}, {proof.end}) of tree size "
-                f"{proof.tree_size}, not the embedded entries [{ranged[0].seq}, "
-                f"{ranged[-1].seq + 1}) of the checkpoint's tree size {tree_size}"
-            )
-        leaves = {entry.seq: entry.leaf for entry in ranged}
-        try:
-            computed = root_from_range(proof, leaves.__getitem__)
-        except ProofError as error:
-            raise _CheckFailed(error.message) from None
-        if computed != root:
-            raise _CheckFailed(
-                f"root mismatch: the checkpoint root is {root.hex()}, the root "
-                f"recomputed from the {len(ranged)} entries is {computed.hex()}"
-            )
-        whole = proof.start == 0 and proof.end == tree_size
-        which = "all" if whole else "the period's"
-        checked.append(
-            f"the root recomputed from {which} {len(ranged)} entries matches "
-            "the checkpoint"
-        )
+        checked.append(_check_range_root(files, ranged, root, tree_size))
     if cited:
-        try:
-            document = json.loads(files["inclusion-proofs.json"])
-            proofs = {int(item["seq"]): item for item in document["proofs"]}
-            size = int(document["tree_size"])
-        except (ValueError, KeyError, TypeError) as error:
-            raise _CheckFailed(
-                f"inclusion-proofs.json is missing or malformed: {error}"
-            ) from None
-        if size != tree_size:
-            raise _CheckFailed(
-                f"inclusion-proofs.json is for tree size {size}, the checkpoint's is "
-                f"{tree_size}"
-            )
-        for entry in cited:
-            item = proofs.get(entry.seq)
-            if item is None:
-                raise _CheckFailed(f"no inclusion proof for cited seq {entry.seq}")
-            try:
-                hashes = [bytes.fromhex(value) for value in item["hashes"]]
-                merkle.verify_inclusion(entry.seq, tree_size, entry.leaf, hashes, root)
-            except (ValueError, KeyError, TypeError) as error:
-                raise _CheckFailed(
-                    f"the inclusion proof of seq {entry.seq} is malformed: {error}"
-                ) from None
-            except ProofError as error:
-                raise _CheckFailed(f"seq {entry.seq}: {error.message}") from None
-        checked.append(f"{len(cited)} inclusion proofs verify against the checkpoint")
+        checked.append(_check_inclusion_proofs(files, cited, root, tree_size))
     if not checked:
         return "no entries in the period and none cited: nothing to tie to the root"
     return "; ".join(checked)
@@ -682,6 +705,79 @@ def _run(result: PackVerification, name: str, function: Any, *args: Any) -> Any:
     return value
 
 
+def _read_source(source: bytes | Path) -> bytes:
+    if not isinstance(source, Path):
+        return source
+    try:
+        if source.stat().st_size > _MAX_PACK_SIZE:
+            raise ReportError(
+                f"{source} is larger than {_MAX_PACK_SIZE} bytes, so it is not an "
+                "audit pack",
+                reason="bad-pack",
+            )
+        return source.read_bytes()
+    except OSError as error:
+        raise ReportError(
+            f"cannot read {source}: {error.strerror}", reason="bad-pack"
+        ) from None
+
+
+def _unverified_checkpoint(files: dict[str, bytes]) -> tuple[bytes, int] | str:
+    """Return (root, tree size) of the embedded checkpoint's body, or the problem.
+
+    The Merkle check compares with this root even when the signature on the
+    checkpoint failed, to locate the fault; the checkpoint check still fails.
+    """
+    text = files.get("checkpoint.txt", b"").decode("utf-8", errors="replace")
+    try:
+        parsed = parse_checkpoint(text.split("\n\n", 1)[0] + "\n")
+    except CheckpointError as error:
+        return error.message
+    return parsed.root, parsed.size
+
+
+def _check_contents(
+    result: PackVerification,
+    files: dict[str, bytes],
+    manifest: dict[str, Any],
+    verifier_key: str | None,
+) -> None:
+    """Run the checkpoint, entries and Merkle checks after a valid manifest."""
+    message = _run(
+        result, "checkpoint", _check_checkpoint, files, manifest, verifier_key, result
+    )
+    if message is not None:
+        result.checkpoint_ok = True
+        result.checks.append(CheckOutcome("checkpoint", True, message))
+    checkpoint = _unverified_checkpoint(files)
+    if not isinstance(checkpoint, str):
+        result.root, result.tree_size = checkpoint[0].hex(), checkpoint[1]
+
+    outcome = _run(result, "entries", _check_entries, files, manifest)
+    if outcome is None:
+        result.checks.append(
+            CheckOutcome("merkle", None, "not run: the entries are invalid")
+        )
+        return
+    ranged, cited, message = outcome
+    result.entries_ok = True
+    result.entries_checked = len(ranged) + len(cited)
+    result.checks.append(CheckOutcome("entries", True, message))
+
+    if isinstance(checkpoint, str):
+        result.checks.append(
+            CheckOutcome("merkle", False, f"no checkpoint root: {checkpoint}")
+        )
+        return
+    root, tree_size = checkpoint
+    message = _run(
+        result, "merkle", _check_merkle, files, ranged, cited, root, tree_size
+    )
+    if message is not None:
+        result.merkle_ok = True
+        result.checks.append(CheckOutcome("merkle", True, message))
+
+
 def verify_pack(
     source: bytes | Path,
     *,
@@ -690,28 +786,14 @@ def verify_pack(
 ) -> PackVerification:
     """Run every check on an audit pack; return the outcome of each.
 
-    ``source`` is the PDF's bytes or path; ``trust`` lists certificate files
-    (PEM or DER) to trust; ``verifier_key`` is the log's verifier key in
-    signed-note form (default: the key embedded in the pack).
+    ``source`` is the PDF's bytes or path, and ``trust`` lists certificate
+    files (PEM or DER) to trust. ``verifier_key`` is the log's verifier key
+    in signed-note form (default: the key embedded in the pack).
 
     Raises:
         ReportError: ``source`` or a trust certificate cannot be read.
     """
-    if isinstance(source, Path):
-        try:
-            if source.stat().st_size > _MAX_PACK_SIZE:
-                raise ReportError(
-                    f"{source} is larger than {_MAX_PACK_SIZE} bytes, so it is "
-                    "not an audit pack",
-                    reason="bad-pack",
-                )
-            data = source.read_bytes()
-        except OSError as error:
-            raise ReportError(
-                f"cannot read {source}: {error.strerror}", reason="bad-pack"
-            ) from None
-    else:
-        data = source
+    data = _read_source(source)
     trusted = _load_trust(trust)
     result = PackVerification()
 
@@ -725,59 +807,16 @@ def verify_pack(
             result.checks.append(CheckOutcome(name, None, "not run: no embedded files"))
         return result
 
-    def manifest_check() -> dict[str, Any]:
-        return _check_manifest(files, signed.signer_der if signed else None)
-
-    manifest = _run(result, "manifest", manifest_check)
+    signer_der = signed.signer_der if signed is not None else None
+    manifest = _run(result, "manifest", _check_manifest, files, signer_der)
     if manifest is None:
         for name in CHECK_NAMES[4:]:
             result.checks.append(CheckOutcome(name, None, "not run: no valid manifest"))
         return result
     result.manifest_ok = True
-    result.origin = manifest.get("origin")
+    result.origin = manifest["origin"]
     result.checks.append(
         CheckOutcome("manifest", True, f"{len(files) - 1} files match manifest.json")
     )
-
-    message = _run(
-        result, "checkpoint", _check_checkpoint, files, manifest, verifier_key, result
-    )
-    if message is not None:
-        result.checkpoint_ok = True
-        result.checks.append(CheckOutcome("checkpoint", True, message))
-    # The Merkle check compares with the checkpoint's root even when the
-    # signature on it failed, to locate the fault; it still fails overall.
-    try:
-        body = files.get("checkpoint.txt", b"").decode("utf-8", errors="replace")
-        body = body.split("\n\n", 1)[0] + "\n"
-        parsed = parse_checkpoint(body)
-        root, tree_size = parsed.root, parsed.size
-    except CheckpointError as error:
-        root, tree_size = None, None
-        checkpoint_problem = error.message
-    result.root = root.hex() if root is not None else None
-    result.tree_size = tree_size
-
-    outcome = _run(result, "entries", _check_entries, files, manifest)
-    if outcome is None:
-        result.checks.append(
-            CheckOutcome("merkle", None, "not run: the entries are invalid")
-        )
-        return result
-    ranged, cited, message = outcome
-    result.entries_ok = True
-    result.entries_checked = len(ranged) + len(cited)
-    result.checks.append(CheckOutcome("entries", True, message))
-
-    if root is None or tree_size is None:
-        result.checks.append(
-            CheckOutcome("merkle", False, f"no checkpoint root: {checkpoint_problem}")
-        )
-        return result
-    message = _run(
-        result, "merkle", _check_merkle, files, ranged, cited, root, tree_size
-    )
-    if message is not None:
-        result.merkle_ok = True
-        result.checks.append(CheckOutcome("merkle", True, message))
+    _check_contents(result, files, manifest, verifier_key)
     return result

@@ -120,6 +120,7 @@ def evidence(
     start: str | None = None,
     end: str | None = None,
     now: datetime | None = None,
+    verification: Any = None,
 ) -> Evidence:
     """An Evidence over the whole ledger; use it in a `with` block."""
     return Evidence(
@@ -128,4 +129,5 @@ def evidence(
         policy=policy or PolicyConfig(),
         tree_size=ledger.size,
         now=now or T0 + timedelta(days=30),
+        verification=verification,
     )

@@ -1,8 +1,9 @@
 """The report, verify-pack and export --format oscal-ar commands.
 
-verify-pack and the error paths run as real processes; report and export
-run in-process through click's runner, because the policy evaluation they
-call is replaced by a fixed evaluation of the real ledger.
+verify-pack, the error paths and one report with the real policies run as
+real processes. The other report and export tests run in-process through
+click's runner, because they replace policy evaluation with a fixed
+evaluation of the real ledger.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def test_report_command_writes_verified_pack(
 ) -> None:
     db, key_dir = initialised
     out = tmp_path / "pack.pdf"
-    # The entries were recorded by the real clock: a period around today holds them.
+    # The real clock recorded the entries, so a period around today contains them.
     today = datetime.now(UTC).date()
     start = (today - timedelta(days=1)).isoformat()
     end = (today + timedelta(days=2)).isoformat()
@@ -133,11 +134,13 @@ def test_report_command_writes_verified_pack(
             "Example Health",
         ],
     )
+
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     with Ledger.open(db, config=LedgerConfig(key_dir=key_dir)) as ledger:
         entry = ledger.get(data["report_issued_seq"])
         log_key = ledger.signer().verifier_key()
+
     verification = verify_pack(
         out, trust=[key_dir / "signing-cert.pem"], verifier_key=log_key
     )
