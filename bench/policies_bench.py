@@ -114,7 +114,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--postgres", default=None, help="admin URL of a server")
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        help="admin URL of a PostgreSQL server to benchmark too; a database is "
+        "created and dropped for each size",
+    )
     args = parser.parse_args()
     os.environ.setdefault("GOVLEDGER_KEY_PASSPHRASE", "bench-only-passphrase")
     with tempfile.TemporaryDirectory() as directory:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from .canonical import parse_json
 from .records import parse_occurred_at
 
@@ -124,7 +126,7 @@ def parse_entry(
         CanonicalJSONError: the bytes are not strict JSON.
         ValueError: the object is not a format-1 entry.
     """
-    data = parse_json(body) if strict else json.loads(body)
+    data = parse_json(body) if strict else orjson.loads(body)
     if not isinstance(data, dict) or set(data) != {
         "kind",
         "prev",

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -50,8 +50,6 @@ logger = logging.getLogger(__name__)
 
 # Keys looked up per statement, well below SQLite's bound-parameter limit.
 _LOOKUP_CHUNK = 500
-# How often the writer looks at the queue while it waits for more requests.
-_POLL_S = 0.0002
 
 
 class IdempotencyConflictError(InputError):
@@ -107,6 +105,9 @@ class _KeysAlreadyStored(Exception):
 
 
 _STOP = object()
+# Queued when the last request under validation leaves ``incoming``, so that
+# a writer waiting for it wakes up and commits what it has.
+_WAKE = object()
 
 
 class GroupCommitter:
@@ -180,6 +181,10 @@ class GroupCommitter:
         finally:
             with self._incoming_lock:
                 self._incoming -= 1
+                idle = self._incoming == 0
+            if idle:
+                with suppress(queue.Full):
+                    self._queue.put_nowait(_WAKE)
 
     def submit(
         self, prepared: list[PreparedRecord], claim: IdempotencyClaim | None = None
@@ -218,6 +223,8 @@ class GroupCommitter:
         stopping = False
         while not stopping:
             first = self._queue.get()
+            if first is _WAKE:
+                continue
             if first is _STOP:
                 stopping = True
                 batch = self._drain()
@@ -247,9 +254,11 @@ class GroupCommitter:
                 if remaining <= 0 or self._incoming == 0:
                     break
                 try:
-                    item = self._queue.get(timeout=min(remaining, _POLL_S))
+                    item = self._queue.get(timeout=remaining)
                 except queue.Empty:
-                    continue
+                    break
+            if item is _WAKE:
+                continue
             if item is _STOP:
                 return batch + self._drain(), True
             batch.append(item)
@@ -263,7 +272,7 @@ class GroupCommitter:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return items
-            if item is not _STOP:
+            if item is not _STOP and item is not _WAKE:
                 items.append(item)
 
     def _commit_batch(self, batch: list[_Request]) -> None:

@@ -792,13 +792,13 @@ def _error_response(request: Request, error: GovLedgerError) -> JSONResponse:
         logger.error("%s failed: %d %s: %s", where, status, error.reason, error)
     else:
         # The message and field names may quote the request, so only the
-        # reason code and the number of problems are logged.
+        # reason code and the number of field problems are logged.
         logger.info(
-            "%s rejected: %d %s (%d problem(s))",
+            "%s rejected: %d %s (%d field problem(s))",
             where,
             status,
             error.reason,
-            max(1, len(body["errors"])),
+            len(body["errors"]),
         )
     headers = {}
     if status == 401:

@@ -9,7 +9,7 @@ defaults of ``policies.config``).
 
 Built-in frameworks: hipaa, gdpr, nist-ai-rmf, iso27001, eu-ai-act,
 iso42001. Others plug in through the ``govledger.frameworks`` entry point
-group; ``policies.framework`` says how a plug-in declares itself.
+group; ``policies.framework`` describes how a plug-in declares itself.
 """
 
 from __future__ import annotations

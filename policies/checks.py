@@ -7,8 +7,9 @@ RMF MANAGE 4.1), and an evaluation runs each check it needs once.
 
 Statuses follow one rule where a check counts cases: none failing is
 ``satisfied``, all failing ``not-satisfied``, some ``partially-satisfied``.
-A check without evidence in the period says ``not-assessed`` and why; one
-that the ledger shows does not apply says ``not-applicable`` and why.
+A check without evidence in the period returns ``not-assessed`` with the
+reason, and one that the ledger shows does not apply returns
+``not-applicable`` with the reason.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Check(Protocol):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a check function returns; ``FunctionCheck`` adds the id and title."""
+    """The result of a check function; ``FunctionCheck`` adds the id and title."""
 
     status: Status
     rationale: str
@@ -198,8 +199,8 @@ def chain_integrity(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Verify the whole ledger (RFC 9162 tree, C2SP checkpoints) once.
 
     Verification covers every entry, not only the period's, because a
-    fault anywhere breaks the chain; a period without entries is still
-    ``not-assessed``, as there is nothing in it to protect.
+    fault anywhere breaks the chain. A period without entries is still
+    ``not-assessed``, because nothing in it needs protecting.
     """
     if evidence.tree_size == 0:
         return _not_assessed(
@@ -261,49 +262,56 @@ def chain_integrity(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     )
 
 
-@_check("log-review", "The log is reviewed: audit packs issued in the period")
+@_check("log-review", "The log is reviewed: audit packs cover the period")
 def log_review(evidence: Evidence, policy: PolicyConfig) -> Outcome:
-    """Count ``report_issued`` entries: each records an audit pack made from the log."""
+    """Count audit packs that reviewed the period's log, and verify the ledger.
+
+    A ``report_issued`` entry records an audit pack made from the log. It
+    counts when it was recorded in the period or when the period it covers
+    overlaps this one, because a quarter's pack is often issued after the
+    quarter ends. The verification of this evaluation is reported too.
+    """
     empty = _no_entries(evidence)
     if empty is not None:
         return empty
+    reports = evidence.reports()
+    verified = evidence.verification()
     kinds = evidence.kinds()
-    reports = kinds.get("report_issued")
-    checkpoints = evidence.checkpoints()
     figures = {
-        "reports_issued": 0 if reports is None else reports.entries,
-        "last_report_at": None if reports is None else reports.last_recorded_at,
-        "checkpoints": checkpoints.count,
-        "latest_checkpoint_at": checkpoints.latest_created_at,
+        "reports_in_period": reports.recorded_in_period,
+        "reports_covering_period": reports.covering_period,
+        "last_report_at": reports.last_recorded_at,
+        "verified_at_evaluation": verified.ok,
+        "entries_verified": verified.entries_checked,
         "policy_changes": kinds["policy_config"].entries
         if "policy_config" in kinds
         else 0,
         "key_rotations": kinds["key_rotated"].entries if "key_rotated" in kinds else 0,
     }
-    if reports is None:
+    if reports.reviews == 0:
         return _not_assessed(
-            "no report_issued entry was recorded in the period, so the ledger holds "
-            "no evidence that the log was reviewed; issue an audit pack with "
-            "`govledger report`",
+            "no report_issued entry was recorded in or covers the period, so the "
+            "ledger holds no evidence that the log was reviewed (this evaluation "
+            "verified it, but that review is not recorded); issue an audit pack "
+            "with `govledger report`",
             figures,
         )
-    seqs = sorted({reports.first_seq, reports.last_seq})
+    finding = _finding(
+        "log-review",
+        "info",
+        f"{_plural(reports.reviews, 'report_issued entry')} "
+        f"{_verb(reports.reviews, 'reviews', 'review')} the period",
+        reports.reviews,
+        evidence.report_samples(),
+    )
     return Outcome(
         "satisfied",
-        f"{_plural(reports.entries, 'audit pack')} issued in the period, the last at "
-        f"{reports.last_recorded_at}; each report_issued entry records a review of "
-        "the log",
+        f"{_plural(reports.reviews, 'audit pack')} reviewed the period's log, the "
+        f"last recorded at {reports.last_recorded_at}",
         figures,
-        (
-            _finding(
-                "log-review",
-                "info",
-                f"{_plural(reports.entries, 'report_issued entry')} in the period",
-                reports.entries,
-                seqs,
-            ),
-        ),
-        summary=f"{_plural(reports.entries, 'audit pack')} issued",
+        (finding,),
+        summary=f"{_plural(reports.reviews, 'audit pack')} "
+        f"{_verb(reports.reviews, 'covers', 'cover')} the period",
     )
 
 
@@ -379,10 +387,10 @@ def clock_skew(evidence: Evidence, policy: PolicyConfig) -> Outcome:
 def is_generic_actor(actor: str, generic_names: Iterable[str]) -> bool:
     """Tell whether an actor id names a role or shared account, not one party.
 
-    The id is compared after NFC and case folding; its local part (after
+    The id is compared after NFC and case folding. Its local part (after
     ``user:`` or ``svc:``) is generic when it is one of ``generic_names``
     or starts with ``shared``. An id without such a prefix is generic too.
-    HIPAA 164.312(a)(2)(i) asks for a unique identifier per user.
+    HIPAA 164.312(a)(2)(i) requires a unique identifier per user.
     """
     normal = normalise_actor(actor)
     prefix, separator, local = normal.partition(":")
@@ -701,10 +709,12 @@ def segregation_of_duties(evidence: Evidence, policy: PolicyConfig) -> Outcome:
 
 @_check("override-rate", "Human override rate of model decisions")
 def override_rate(evidence: Evidence, policy: PolicyConfig) -> Outcome:
-    """Share of human-reviewed decisions rejected or corrected, per model version.
+    """Measure the share of human-reviewed decisions rejected or corrected.
 
-    A rate above ``override_rate_alert`` means reviewers often disagree with
-    the model, which NIST AI RMF MEASURE 2.4 and MANAGE 4.1 ask to act on.
+    The share is computed per model version. A rate above
+    ``override_rate_alert`` means reviewers often disagree with the model,
+    a production signal that NIST AI RMF MEASURE 2.4 and MANAGE 4.1 expect
+    to be monitored and acted on.
     """
     rows = evidence.overrides()
     reviewed = sum(row.reviewed for row in rows)
@@ -1046,8 +1056,8 @@ def explanation_coverage(evidence: Evidence, policy: PolicyConfig) -> Outcome:
 def decision_traceability(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     """Check that each decision can be traced to its model version and input.
 
-    EU AI Act Art. 12(2) asks that logs let one trace how the system
-    operated; without ``input_sha256`` a decision cannot be tied to the
+    EU AI Act Art. 12(2) requires logs that let one trace how the system
+    operated. Without ``input_sha256`` a decision cannot be tied to the
     exact input it was made on.
     """
     t = evidence.traceability()

@@ -65,7 +65,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Local parts (after "user:" or "svc:") that name a role or a shared account
-# rather than one person or one system; compared after NFC and case folding.
+# rather than one person or one system. They are compared after NFC and case
+# folding.
 DEFAULT_GENERIC_ACTOR_NAMES = (
     "admin",
     "administrator",
@@ -221,8 +222,8 @@ def load_policy_file(path: Path) -> PolicyConfig:
     are left to the parts of govledger that own them.
 
     Raises:
-        InputError: the file is missing, not TOML, or holds an unknown key
-            or an invalid value in those tables.
+        InputError: the file is missing or not TOML, or those tables
+            contain an unknown key or an invalid value.
     """
     try:
         with path.open("rb") as handle:
@@ -313,8 +314,9 @@ def policy_in_force(
     """Return the policy in force at ``at`` and the seq of the entry that set it.
 
     The policy in force is the latest ``policy_config`` entry recorded at or
-    before ``at`` (RFC 3339 UTC, as ``recorded_at``; None means now) among
-    the first ``tree_size`` entries; without one, the defaults (seq None).
+    before ``at`` among the first ``tree_size`` entries. ``at`` is RFC 3339
+    UTC text like ``recorded_at``, and None means now. Without such an
+    entry the defaults are in force and the seq is None.
 
     Raises:
         PolicyError: that entry does not hold a valid policy.
@@ -339,7 +341,7 @@ def policy_in_force(
         return validate_policy(record.get("policy"), where=f"entry {seq}"), seq
     except InputError as error:
         raise PolicyError(
-            f"policy_config entry seq {seq} holds no valid policy ({error}); "
+            f"policy_config entry seq {seq} does not contain a valid policy ({error}); "
             "append a valid one with `govledger policies apply FILE`",
             reason="invalid-policy-entry",
         ) from None
@@ -355,8 +357,8 @@ def record_policy(
 ) -> dict[str, Any] | None:
     """Append a ``policy_config`` entry for ``new`` unless it is already in force.
 
-    The entry holds the complete policy, the keys that changed and where the
-    change came from (``source``), so each entry reads on its own. Returns
+    The entry contains the complete policy, the keys that changed and where
+    the change came from (``source``), so each entry reads on its own. Returns
     the receipt, or None when nothing changed and nothing was appended.
 
     Raises:

@@ -1,4 +1,4 @@
-"""EU AI Act articles (Regulation (EU) 2024/1689) for which the ledger holds evidence.
+"""EU AI Act articles (Regulation (EU) 2024/1689) with evidence in the ledger.
 
 Titles and descriptions are our summaries, not the Regulation's text.
 """

@@ -1,10 +1,10 @@
 """The evidence layer: SQL aggregates over the ledger's tables for policy checks.
 
-Checks never read entries one by one. Each question (how many decisions
-needed review, how many were reviewed in time, the label coincidences of an
-inter-annotator agreement, ...) is one SQLAlchemy Core statement that runs
-the same on SQLite and PostgreSQL and returns counts, so an evaluation
-issues a bounded number of statements whatever the size of the ledger.
+Checks never read entries one by one. Each question, such as how many
+decisions needed review or the label coincidences of an inter-annotator
+agreement, is one SQLAlchemy Core statement that runs the same on SQLite
+and PostgreSQL and returns counts. An evaluation thus issues a bounded
+number of statements whatever the size of the ledger.
 Findings cite at most ``SAMPLE_SIZE`` seqs each, read by bounded queries.
 
 Every statement is scoped to the first ``tree_size`` entries, so an
@@ -43,6 +43,8 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSON, TIMESTAMP
 from sqlalchemy.engine import Connection, Result
@@ -78,6 +80,7 @@ __all__ = [
     "Oversight",
     "Period",
     "Provenance",
+    "Reports",
     "Retention",
     "ReviewPair",
     "Traceability",
@@ -268,7 +271,7 @@ class Coincidences:
     """The coincidence matrix of annotation labels (Krippendorff, nominal).
 
     ``cells[(c, k)]`` is the exact number of c-k pairs of values within
-    items, each pair weighted 1 / (m - 1) for an item with m values; labels
+    items, each pair weighted 1 / (m - 1) for an item with m values. Labels
     are the canonical JSON text of the annotation's ``label``.
     """
 
@@ -345,6 +348,20 @@ class Traceability:
 
 
 @dataclass(frozen=True)
+class Reports:
+    """``report_issued`` entries (audit packs) that reviewed the period.
+
+    ``reviews`` counts those recorded in the period or covering it, each
+    once; ``last_recorded_at`` is the latest of them.
+    """
+
+    reviews: int
+    recorded_in_period: int
+    covering_period: int
+    last_recorded_at: str | None
+
+
+@dataclass(frozen=True)
 class Checkpoints:
     """Signed checkpoints of the evaluated tree."""
 
@@ -365,9 +382,9 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
 class Evidence:
     """Evidence about one ledger state, one period and one policy.
 
-    Use it as a context manager: it holds one read connection (a
+    Use it as a context manager. It keeps one read connection open (a
     REPEATABLE READ transaction on PostgreSQL, a read transaction on
-    SQLite in WAL mode) so that all statements see the same data. Each
+    SQLite in WAL mode), so all statements see the same data. Each
     aggregate is computed once and kept.
     """
 
@@ -394,11 +411,52 @@ class Evidence:
         self._cache: dict[str, Any] = {}
 
     def __enter__(self) -> Evidence:
+        if not self._sqlite:
+            self._refresh_statistics()
         connection = self.ledger.engine.connect()
         if not self._sqlite:
             connection = connection.execution_options(isolation_level="REPEATABLE READ")
         self._connection = connection
         return self
+
+    def _refresh_statistics(self) -> None:
+        """Run ANALYZE on the ledger's tables when PostgreSQL's statistics are stale.
+
+        Without statistics (right after a bulk import, before autovacuum
+        runs) the planner takes each table for a few rows and joins by
+        nested loops, which turns the aggregates quadratic. Statistics count
+        as stale when a table was never analyzed or more than 10% of its
+        rows (plus 50) changed since. A failure (no privilege) is logged and
+        evaluation goes on.
+        """
+        stale = []
+        try:
+            with self.ledger.engine.connect() as connection:
+                rows = connection.execute(
+                    text(
+                        "SELECT relname, n_live_tup, n_mod_since_analyze, "
+                        "coalesce(last_analyze, last_autoanalyze) IS NULL "
+                        "FROM pg_stat_user_tables WHERE relname IN "
+                        "('entries', 'personal_values')"
+                    )
+                ).all()
+            for name, live, changed, never in rows:
+                if never or changed > 0.1 * live + 50:
+                    stale.append(str(name))
+            if not stale:
+                return
+            engine = self.ledger.engine.execution_options(isolation_level="AUTOCOMMIT")
+            with engine.connect() as connection:
+                for name in sorted(stale):
+                    logger.debug("refreshing planner statistics of %s", name)
+                    connection.execute(text(f"ANALYZE {name}"))
+        except DBAPIError as error:
+            logger.warning(
+                "could not refresh the planner statistics of %s (%s); evaluation "
+                "may be slow until `ANALYZE entries` runs",
+                ", ".join(stale) or "the ledger tables",
+                error.orig,
+            )
 
     def __exit__(self, *exc_info: object) -> None:
         if self._connection is not None:
@@ -423,14 +481,18 @@ class Evidence:
             self._cache[name] = compute()
         return self._cache[name]  # type: ignore[no-any-return]
 
+    def _in_period(self, recorded_at: ColumnElement[Any]) -> list[ColumnElement[bool]]:
+        """Conditions: ``recorded_at`` within the period."""
+        conditions = []
+        if self.period.start is not None:
+            conditions.append(recorded_at >= self.period.start)
+        if self.period.end is not None:
+            conditions.append(recorded_at < self.period.end)
+        return conditions
+
     def _scope(self, table: FromClause) -> list[ColumnElement[bool]]:
         """Conditions: within the evaluated tree and the period."""
-        conditions = [table.c.seq < self.tree_size]
-        if self.period.start is not None:
-            conditions.append(table.c.recorded_at >= self.period.start)
-        if self.period.end is not None:
-            conditions.append(table.c.recorded_at < self.period.end)
-        return conditions
+        return [table.c.seq < self.tree_size, *self._in_period(table.c.recorded_at)]
 
     def _sample(
         self, statement: Select[Any], limit: int = SAMPLE_SIZE
@@ -447,7 +509,7 @@ class Evidence:
         return ".".join(path)
 
     def json_text(self, body: ColumnElement[Any], *path: str) -> ColumnElement[str]:
-        """The JSON text of a member of an entry body; ``'null'`` when absent.
+        """Return the JSON text of a member of an entry body, ``'null'`` if absent.
 
         Within one database the text is a function of the canonical value,
         so it compares values exactly: on PostgreSQL it is the member's
@@ -462,7 +524,7 @@ class Evidence:
         return func.coalesce(cast(member, Text), "null")
 
     def json_scalar(self, body: ColumnElement[Any], *path: str) -> ColumnElement[str]:
-        """A string member of an entry body as plain text; NULL when absent."""
+        """Return a string member of an entry body as plain text, NULL if absent."""
         dotted = self._json_path(path)
         if self._sqlite:
             return func.json_extract(cast(body, Text), f"$.{dotted}")
@@ -499,7 +561,7 @@ class Evidence:
     # -- the ledger as a whole ----------------------------------------------
 
     def verification(self) -> Any:
-        """The ``VerifyResult`` of the whole ledger, run once per evaluation."""
+        """Return the ``VerifyResult`` of the whole ledger, verifying it once."""
         if self._verification is None:
             logger.debug("verifying the ledger for the chain-integrity check")
             self._verification = self.ledger.verify(progress=self._progress)
@@ -542,6 +604,57 @@ class Evidence:
 
         return self._memo("kinds", compute)
 
+    def _report_conditions(self, e: FromClause) -> tuple[Any, Any]:
+        """Return conditions on a pack: recorded in the period, covering it.
+
+        A pack's ``period`` (``start`` and ``end``, RFC 3339 UTC text or
+        null for open) covers the evaluated period when the two overlap.
+        """
+        in_period = and_(true(), *self._in_period(e.c.recorded_at))
+        start = self.json_scalar(e.c.body, "record", "period", "start")
+        end = self.json_scalar(e.c.body, "record", "period", "end")
+        overlap = []
+        if self.period.end is not None:
+            overlap.append(or_(start.is_(None), start < self.period.end))
+        if self.period.start is not None:
+            overlap.append(or_(end.is_(None), end > self.period.start))
+        covering = and_(true(), *overlap)
+        return in_period, covering
+
+    def reports(self) -> Reports:
+        """Count the audit packs recorded in the period or covering it."""
+
+        def compute() -> Reports:
+            e = ENTRIES.alias("e")
+            in_period, covering = self._report_conditions(e)
+            row = self._run(
+                select(
+                    func.count(),
+                    _count_if(in_period),
+                    _count_if(covering),
+                    func.max(e.c.recorded_at),
+                ).where(
+                    e.c.kind == "report_issued",
+                    e.c.seq < self.tree_size,
+                    or_(in_period, covering),
+                )
+            ).one()
+            return Reports(int(row[0]), int(row[1]), int(row[2]), row[3])
+
+        return self._memo("reports", compute)
+
+    def report_samples(self) -> tuple[int, ...]:
+        """Return the seqs of audit packs recorded in or covering the period."""
+        e = ENTRIES.alias("e")
+        in_period, covering = self._report_conditions(e)
+        return self._sample(
+            select(e.c.seq).where(
+                e.c.kind == "report_issued",
+                e.c.seq < self.tree_size,
+                or_(in_period, covering),
+            )
+        )
+
     def entries_in_period(self) -> int:
         """Count all entries recorded in the period."""
         return sum(count.entries for count in self.kinds().values())
@@ -578,7 +691,7 @@ class Evidence:
     # -- decisions and reviews -------------------------------------------------
 
     def _adverse_texts(self) -> list[str]:
-        """The configured adverse outputs as the database renders JSON text."""
+        """Render the configured adverse outputs as the database renders JSON."""
 
         def compute() -> list[str]:
             outputs = [
@@ -650,7 +763,7 @@ class Evidence:
             .select_from(r.outerjoin(t, by_hash))
             .where(r.c.kind == "review", r.c.seq < self.tree_size)
         )
-        return self._materialized(statement, "review_targets", always=False)
+        return self._materialized(statement, "review_targets", always=True)
 
     def _first_reviews(self) -> CTE:
         """Per reviewed seq: the first human review's time and the review count.
@@ -816,11 +929,7 @@ class Evidence:
         def compute() -> list[ReviewPair]:
             targets = self.review_targets()
             t = ENTRIES.alias("target_entry")
-            period = []
-            if self.period.start is not None:
-                period.append(targets.c.review_recorded_at >= self.period.start)
-            if self.period.end is not None:
-                period.append(targets.c.review_recorded_at < self.period.end)
+            period = self._in_period(targets.c.review_recorded_at)
             rows = self._run(
                 select(targets.c.reviewer, t.c.actor, t.c.kind, func.count())
                 .select_from(
@@ -844,11 +953,7 @@ class Evidence:
         """Return review seqs in the period by ``reviewer`` of ``target_actor``."""
         targets = self.review_targets()
         t = ENTRIES.alias("target_entry")
-        period = []
-        if self.period.start is not None:
-            period.append(targets.c.review_recorded_at >= self.period.start)
-        if self.period.end is not None:
-            period.append(targets.c.review_recorded_at < self.period.end)
+        period = self._in_period(targets.c.review_recorded_at)
         return self._sample(
             select(targets.c.review_seq)
             .select_from(targets.join(t, t.c.seq == targets.c.target))
@@ -866,10 +971,10 @@ class Evidence:
         """Choose the baseline and current windows; None without decisions.
 
         ``previous-period`` compares the period with the one of equal length
-        just before it and needs both period bounds; otherwise, or with
+        just before it, so it needs both period bounds. Otherwise, and with
         ``first-half``, the first half of the period is the baseline and the
-        second half the current window. With an open bound the span of the
-        period's decisions stands in for it.
+        second half the current window. An open bound is replaced by the
+        first or last ``recorded_at`` of the period's decisions.
         """
         start, end = self.period.start, self.period.end
         if self.policy.drift_baseline == "previous-period" and start and end:
@@ -888,7 +993,7 @@ class Evidence:
         return DriftWindows(method, start, middle, middle, end)
 
     def confidence_bin(self, confidence: ColumnElement[Any]) -> ColumnElement[int]:
-        """Return the bin (0 to 9) of a confidence: bin i holds [i/10, (i+1)/10).
+        """Return the bin (0 to 9) of a confidence: bin i is [i/10, (i+1)/10).
 
         A confidence of exactly 1.0 falls in the last bin.
         """
@@ -1223,7 +1328,7 @@ class Evidence:
         """Erasures on request in the period and their time to fulfil.
 
         Erasure entries with ``trigger`` ``retention`` (from `govledger erase
-        --expired`) answer no request and are left out.
+        --expired`) are not requests, so they are left out.
         """
         e = ENTRIES.alias("e")
         received = self.epoch_of_text(

@@ -59,7 +59,7 @@ _RANK = {"satisfied": 0, "partially-satisfied": 1, "not-satisfied": 2}
 class Control:
     """One control of a framework and the checks that give evidence for it.
 
-    ``other_evidence`` says what the ledger cannot show (procedures,
+    ``other_evidence`` names what the ledger cannot show (procedures,
     documents, systems outside it). When ``ledger_evidences_part`` is set,
     the ledger can show only part of the control, so its status is at most
     ``partially-satisfied`` from ledger evidence alone.
@@ -230,7 +230,7 @@ def assess_control(
 
     The status is the worst of the checks that were assessed. Checks that
     were not assessed cap it at ``partially-satisfied``, because part of
-    the evidence is missing; if no check was assessed the control is
+    the evidence is missing. If no check was assessed, the control is
     ``not-assessed``, or ``not-applicable`` when every check found that it
     does not apply. A control the ledger evidences only in part is capped
     at ``partially-satisfied`` too.

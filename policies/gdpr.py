@@ -1,4 +1,4 @@
-"""GDPR controls (Regulation (EU) 2016/679) for which the ledger holds evidence.
+"""GDPR controls (Regulation (EU) 2016/679) for which the ledger provides evidence.
 
 Titles and descriptions are our summaries, not the Regulation's text.
 """

@@ -1,4 +1,4 @@
-"""HIPAA controls (45 CFR Part 164) for which the ledger holds evidence.
+"""HIPAA controls (45 CFR Part 164) for which the ledger provides evidence.
 
 Titles and descriptions are our summaries, not the rule's text. Sections
 under 164.308, 164.312 and 164.316 are from the Security Rule, 164.502 and

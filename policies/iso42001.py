@@ -1,4 +1,4 @@
-"""ISO/IEC 42001:2023 Annex A controls for which the ledger holds evidence.
+"""ISO/IEC 42001:2023 Annex A controls for which the ledger provides evidence.
 
 Titles and descriptions are our summaries, not the standard's text.
 """

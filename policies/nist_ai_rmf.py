@@ -1,4 +1,4 @@
-"""NIST AI RMF 1.0 subcategories for which the ledger holds evidence.
+"""NIST AI RMF 1.0 subcategories for which the ledger provides evidence.
 
 Titles and descriptions are our summaries, not the framework's text.
 """

@@ -25,6 +25,7 @@ from ledger.receipts import verify_receipt
 from ledger.service import create_app
 from ledger.tokens import create_token, revoke_token
 from tests.ledger._service_harness import (
+    ServeProcess,
     annotation,
     bearer,
     create_ledger,
@@ -774,3 +775,36 @@ def test_openapi_documents_bodies_and_security(sqlite_service: Service) -> None:
         assert status in append["responses"]
     assert "security" not in schema["paths"]["/healthz"]["get"]
     assert "/v1/tokens" in schema["paths"]
+
+
+def test_serve_with_two_workers_appends_in_order(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger, key = create_ledger(url, tmp_path / "keys")
+    token = create_token(ledger, name="workers", role="appender")[1]
+    server = ServeProcess(
+        url, tmp_path / "keys", tmp_path / "serve.log", extra=("--workers", "2")
+    )
+    server.start()
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def send(number: int) -> None:
+        with httpx.Client(base_url=server.base_url, headers=bearer(token)) as client:
+            response = _post(client, annotation(number))
+        with lock:
+            statuses.append(response.status_code)
+
+    try:
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.stop()
+    log = (tmp_path / "serve.log").read_text()
+    assert statuses == [201] * 20
+    assert log.count("govledger service started") == 2
+    assert ledger.size == 20
+    assert ledger.verify().ok
+    ledger.close()

@@ -24,6 +24,7 @@ from .support import (
     evidence,
     review,
     stamp,
+    text,
 )
 
 HOUR = timedelta(hours=1)
@@ -511,24 +512,44 @@ def test_decision_traceability_missing_input_hash(db_url: str, key_dir: Path) ->
 # -- ledger integrity and log review ------------------------------------------
 
 
+def report_body(start: str | None, end: str | None) -> dict[str, object]:
+    return {
+        "actor": "svc:govledger",
+        "occurred_at": stamp(T0),
+        "pack_sha256": "0" * 64,
+        "period": {"start": start, "end": end},
+    }
+
+
 def test_log_review_cites_report_entries(db_url: str, key_dir: Path) -> None:
     with create_ledger(db_url, key_dir, Clock()) as ledger:
         ledger.append(annotation("i1", "a"))
         before = run(ledger, "log-review")
-        ledger.append_ledger_record(
-            "report_issued",
-            {
-                "actor": "svc:govledger",
-                "occurred_at": stamp(T0),
-                "pack_sha256": "0" * 64,
-            },
-        )
+        ledger.append_ledger_record("report_issued", report_body(None, None))
         after = run(ledger, "log-review")
     assert before.status == "not-assessed"
     assert "report_issued" in before.rationale
+    assert before.figures["verified_at_evaluation"] is True
     assert after.status == "satisfied"
-    assert after.figures["reports_issued"] == 1
+    assert after.figures["reports_in_period"] == 1
     assert finding_seqs(after) == [(1,)]
+
+
+def test_log_review_counts_pack_issued_later(db_url: str, key_dir: Path) -> None:
+    """A pack issued after the period counts when its period overlaps."""
+    clock = Clock()
+    with create_ledger(db_url, key_dir, clock) as ledger:
+        ledger.append(annotation("i1", "a"))  # 0, on day 0
+        clock.at(T0 + 10 * DAY)
+        covering = report_body(text(T0 - DAY), text(T0 + DAY))
+        elsewhere = report_body(text(T0 + 5 * DAY), text(T0 + 9 * DAY))
+        ledger.append_ledger_record("report_issued", covering)  # 1
+        ledger.append_ledger_record("report_issued", elsewhere)  # 2
+        result = run(ledger, "log-review", start=text(T0), end=text(T0 + DAY))
+    assert result.status == "satisfied"
+    assert result.figures["reports_in_period"] == 0
+    assert result.figures["reports_covering_period"] == 1
+    assert finding_seqs(result) == [(1,)]
 
 
 def test_chain_integrity_without_checkpoint_partial(
