@@ -716,10 +716,18 @@ def override_rate(evidence: Evidence, policy: PolicyConfig) -> Outcome:
     a production signal that NIST AI RMF MEASURE 2.4 and MANAGE 4.1 expect
     to be monitored and acted on.
     """
-    rows = evidence.overrides()
+    rows = evidence.overrides("user:")
+    reviewers = "human"
+    if sum(row.reviewed for row in rows) == 0:
+        # Without human reviews, reviews by services (such as a ground-truth
+        # feed) still show how often the model's decisions are wrong.
+        rows = evidence.overrides("svc:")
+        reviewers = "service"
     reviewed = sum(row.reviewed for row in rows)
     if reviewed == 0:
-        return _not_assessed("no decision recorded in the period has a human review")
+        return _not_assessed(
+            "no decision recorded in the period has a human or service review"
+        )
     overridden = sum(row.overridden for row in rows)
     alert = policy.override_rate_alert
     per_model = [
@@ -733,6 +741,7 @@ def override_rate(evidence: Evidence, policy: PolicyConfig) -> Outcome:
         for row in rows
     ]
     figures = {
+        "reviewers": reviewers,
         "reviewed_decisions": reviewed,
         "overridden": overridden,
         "override_rate": _ratio(overridden, reviewed),
@@ -750,15 +759,17 @@ def override_rate(evidence: Evidence, policy: PolicyConfig) -> Outcome:
                 f"reviewers rejected or corrected more than {alert:.0%} of the "
                 f"reviewed decisions of {names}",
                 sum(row.overridden for row in over),
-                evidence.override_samples(),
+                evidence.override_samples("user:" if reviewers == "human" else "svc:"),
             )
         )
     status: Status = "not-satisfied" if over else "satisfied"
     rationale = (
-        f"reviewers rejected or corrected {overridden} of "
+        f"{reviewers} reviewers rejected or corrected {overridden} of "
         f"{_plural(reviewed, 'reviewed decision')} ({overridden / reviewed:.1%}; "
         f"alert above {alert:.0%})"
     )
+    if reviewers == "service":
+        rationale += "; no human review in the period, so service reviews count"
     summary = f"override rate {overridden / reviewed:.1%} ({overridden}/{reviewed})"
     return Outcome(status, rationale, figures, tuple(findings), summary)
 

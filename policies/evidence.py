@@ -225,13 +225,20 @@ class ModelOverrides:
 
 @dataclass(frozen=True)
 class DriftWindows:
-    """The baseline and current windows (on ``recorded_at``) that drift compares."""
+    """The baseline and current windows that drift compares.
+
+    The windows bound ``split_on``: ``recorded_at`` for ``previous-period``,
+    ``occurred_at`` for ``first-half``, so that decisions imported in bulk
+    are still split by when they were made. Either way the decisions are
+    those recorded in the evaluation period.
+    """
 
     method: str
     baseline_start: str | None
     baseline_end: str | None
     current_start: str | None
     current_end: str | None
+    split_on: str = "recorded_at"
 
 
 @dataclass(frozen=True)
@@ -875,11 +882,13 @@ class Evidence:
             )
         )
 
-    def overrides(self) -> list[ModelOverrides]:
-        """Count human-reviewed decisions per model and those rejected or corrected.
+    def overrides(self, reviewers: str = "user:") -> list[ModelOverrides]:
+        """Count reviewed decisions per model and those rejected or corrected.
 
-        A decision counts as overridden when at least one human review of it
-        has the verdict ``reject`` or ``correct``.
+        Only reviews whose actor starts with ``reviewers`` count: ``user:``
+        for human reviews, ``svc:`` for services such as a ground-truth
+        feed. A decision counts as overridden when at least one such review
+        of it has the verdict ``reject`` or ``correct``.
         """
 
         def compute() -> list[ModelOverrides]:
@@ -899,17 +908,18 @@ class Evidence:
                 .where(
                     d.c.kind == "decision",
                     *self._scope(d),
-                    targets.c.reviewer.like("user:%"),
+                    targets.c.reviewer.like(f"{reviewers}%"),
                 )
                 .group_by(d.c.model_name, d.c.model_version)
                 .order_by(d.c.model_name, d.c.model_version)
             ).all()
             return [ModelOverrides(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
 
-        return self._memo("overrides", compute)
+        return self._memo(f"overrides:{reviewers}", compute)
 
-    def override_samples(self) -> tuple[int, ...]:
-        """Return the seqs of human reviews that rejected or corrected a decision."""
+    def override_samples(self, reviewers: str = "user:") -> tuple[int, ...]:
+        """Return the seqs of reviews by ``reviewers`` that rejected or
+        corrected a decision."""
         d = ENTRIES.alias("d")
         targets = self.review_targets()
         return self._sample(
@@ -918,7 +928,7 @@ class Evidence:
             .where(
                 d.c.kind == "decision",
                 *self._scope(d),
-                targets.c.reviewer.like("user:%"),
+                targets.c.reviewer.like(f"{reviewers}%"),
                 targets.c.verdict.in_(("reject", "correct")),
             )
         )
@@ -984,13 +994,29 @@ class Evidence:
         decisions = self.kinds().get("decision")
         if decisions is None:
             return None
-        begin = _parse_stored_time(start or decisions.first_recorded_at)
-        finish = _parse_stored_time(end or decisions.last_recorded_at)
+        first, last = self._decision_occurred_bounds()
+        if first is None or last is None:
+            return None
+        begin, finish = _parse_stored_time(first), _parse_stored_time(last)
         middle = format_timestamp(begin + (finish - begin) / 2)
         method = "first-half"
         if self.policy.drift_baseline == "previous-period":
             method = "first-half (previous-period needs both period bounds)"
-        return DriftWindows(method, start, middle, middle, end)
+        return DriftWindows(method, first, middle, middle, last, "occurred_at")
+
+    def _decision_occurred_bounds(self) -> tuple[str | None, str | None]:
+        """Return the first and last ``occurred_at`` of the period's decisions."""
+
+        def compute() -> tuple[str | None, str | None]:
+            d = ENTRIES.alias("d")
+            row = self._run(
+                select(func.min(d.c.occurred_at), func.max(d.c.occurred_at)).where(
+                    d.c.kind == "decision", *self._scope(d)
+                )
+            ).one()
+            return row[0], row[1]
+
+        return self._memo("decision_occurred_bounds", compute)
 
     def confidence_bin(self, confidence: ColumnElement[Any]) -> ColumnElement[int]:
         """Return the bin (0 to 9) of a confidence: bin i is [i/10, (i+1)/10).
@@ -1016,12 +1042,17 @@ class Evidence:
                 d.c.seq < self.tree_size,
                 d.c.confidence.is_not(None),
             ]
-            if windows.baseline_start is not None:
-                conditions.append(d.c.recorded_at >= windows.baseline_start)
-            if windows.current_end is not None:
-                conditions.append(d.c.recorded_at < windows.current_end)
+            split = d.c.occurred_at if windows.split_on == "occurred_at" else d.c.recorded_at
+            if windows.split_on == "occurred_at":
+                # Decisions of the period, split where they were made.
+                conditions.extend(self._scope(d))
+            else:
+                if windows.baseline_start is not None:
+                    conditions.append(split >= windows.baseline_start)
+                if windows.current_end is not None:
+                    conditions.append(split < windows.current_end)
             assert windows.current_start is not None
-            window = case((d.c.recorded_at < windows.current_start, 0), else_=1)
+            window = case((split < windows.current_start, 0), else_=1)
             bin_index = self.confidence_bin(d.c.confidence)
             rows = self._run(
                 select(d.c.model_name, window, bin_index, func.count())

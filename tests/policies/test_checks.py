@@ -323,6 +323,32 @@ def test_override_rate_per_model(db_url: str, key_dir: Path) -> None:
     assert finding_seqs(result) == [(5,)]
 
 
+def test_override_rate_from_ground_truth_service(db_url: str, key_dir: Path) -> None:
+    clock = Clock()
+    with create_ledger(db_url, key_dir, clock) as ledger:
+        ledger.append_many(
+            [decision(f"d{i}", 0.9, model="housing") for i in range(4)]  # 0-3
+        )
+        clock.at(T0 + HOUR)
+        ledger.append_many(
+            [
+                review(0, "accept", actor="svc:ground-truth"),
+                review(1, "correct", actor="svc:ground-truth"),
+                review(2, "accept", actor="svc:ground-truth"),
+                review(3, "accept", actor="svc:ground-truth"),
+            ]
+        )
+        result = run(
+            ledger, "override-rate", policy=PolicyConfig(override_rate_alert=0.2)
+        )
+    assert result.figures["reviewers"] == "service"
+    assert result.figures["reviewed_decisions"] == 4
+    assert result.figures["override_rate"] == 0.25
+    assert result.status == "not-satisfied"
+    assert "service reviews count" in result.rationale
+    assert result.findings[0].seqs == (5,)
+
+
 def test_override_rate_not_assessed_without_reviews(db_url: str, key_dir: Path) -> None:
     with create_ledger(db_url, key_dir, Clock()) as ledger:
         ledger.append(decision("a1", 0.5))

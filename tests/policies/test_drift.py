@@ -53,10 +53,29 @@ def test_psi_rejects_unequal_bins() -> None:
 def drift_ledger(url: str, key_dir: Path, clock: Clock):  # type: ignore[no-untyped-def]
     """Baseline decisions on day 0, current ones on day 1 (model scorer)."""
     ledger = create_ledger(url, key_dir, clock.at(T0))
-    ledger.append_many([decision(f"b{i}", c) for i, c in enumerate(BASELINE)])
+    ledger.append_many(
+        [decision(f"b{i}", c, occurred=T0) for i, c in enumerate(BASELINE)]
+    )
     clock.at(T0 + DAY)
-    ledger.append_many([decision(f"c{i}", c) for i, c in enumerate(CURRENT)])
+    ledger.append_many(
+        [decision(f"c{i}", c, occurred=T0 + DAY) for i, c in enumerate(CURRENT)]
+    )
     return ledger
+
+
+def test_drift_splits_bulk_import_by_occurred_at(db_url: str, key_dir: Path) -> None:
+    # A bulk import records every decision at once; the windows must still
+    # follow when the decisions were made.
+    policy = PolicyConfig(psi_min_decisions=10)
+    with create_ledger(db_url, key_dir, Clock().at(T0 + 30 * DAY)) as ledger:
+        ledger.append_many(
+            [decision(f"b{i}", c, occurred=T0) for i, c in enumerate(BASELINE)]
+            + [decision(f"c{i}", c, occurred=T0 + DAY) for i, c in enumerate(CURRENT)]
+        )
+        with evidence(ledger, policy=policy) as collected:
+            counts = collected.drift_counts()
+    assert counts[0].baseline == (0, 4, 0, 0, 0, 4, 0, 0, 0, 2)
+    assert counts[0].current == (0, 2, 0, 0, 0, 3, 0, 0, 0, 5)
 
 
 def test_drift_first_half_matches_hand_psi(db_url: str, key_dir: Path) -> None:
