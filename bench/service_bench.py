@@ -77,7 +77,7 @@ def free_port() -> int:
 
 
 def start_server(url: str, key_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    """Start ``govledger serve`` on 127.0.0.1 and wait until /healthz answers."""
+    """Start ``govledger serve`` on 127.0.0.1 and wait until /healthz responds."""
     command = [
         sys.executable,
         str(ROOT / "cli.py"),

@@ -8,7 +8,7 @@ checkpoint). It also remembers the largest checkpoint it has verified and
 requires each later one to extend it (RFC 9162 consistency proof), so a
 log that was rewritten between two calls is caught.
 
-Connection errors and 503 answers are retried with exponential backoff and
+Connection errors and 503 responses are retried with exponential backoff and
 full jitter. Each append request carries one ``Idempotency-Key`` that all
 its retries reuse, so a retry never appends twice.
 """
@@ -47,7 +47,7 @@ _MAX_RETRY_AFTER_S = 30.0
 class ServiceError(GovLedgerError):
     """The service rejected a request, or stayed unavailable through retries.
 
-    ``status`` is the HTTP status (0 when no answer came), ``reason`` the
+    ``status`` is the HTTP status (0 when no response came), ``reason`` the
     service's reason code, ``errors`` its ``{"field", "problem"}`` list and
     ``index`` the position of the bad record in an ``append_many`` call.
     """
@@ -80,8 +80,8 @@ class ReceiptCheck:
     """Whether one receipt's entry is included in the log.
 
     ``tree_size`` and ``root`` (hex) are those of the signed checkpoint
-    the inclusion proof was checked against; ``problem`` says why the check
-    failed.
+    the inclusion proof was checked against; ``problem`` is the reason the
+    check failed.
     """
 
     seq: int | None
@@ -94,7 +94,7 @@ class ReceiptCheck:
 
 @dataclass
 class ClientStats:
-    """What a client saw: every HTTP status, retries, connection errors."""
+    """Counts of what a client saw: HTTP statuses, retries, connection errors."""
 
     statuses: Counter[int] = field(default_factory=Counter)
     retries: int = 0
@@ -113,7 +113,7 @@ class ClientStats:
 
     @property
     def server_errors(self) -> int:
-        """The number of answers with a 5xx status, retried ones included."""
+        """The number of responses with a 5xx status, retried ones included."""
         return sum(count for status, count in self.statuses.items() if status >= 500)
 
 

@@ -55,7 +55,8 @@ DERIVED_COLUMNS = (
 def format_timestamp(moment: datetime) -> str:
     """Format a time as RFC 3339 in UTC with microseconds and ``Z``."""
     utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat pads the year to four digits; strftime("%Y") does not on glibc.
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def entry_bytes(

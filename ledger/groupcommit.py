@@ -21,6 +21,7 @@ import queue
 import random
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
@@ -55,7 +56,7 @@ _LOOKUP_CHUNK = 500
 class IdempotencyConflictError(InputError):
     """An ``Idempotency-Key`` came back with a different request body.
 
-    The HTTP service answers 409.
+    The HTTP service responds 409.
     """
 
     reason = "idempotency-key-reused"
@@ -280,11 +281,13 @@ class GroupCommitter:
         try:
             outcomes = self._append_batch(batch)
         except Exception as error:  # noqa: BLE001 - the writer thread must survive
+            # The traceback is logged without the exception's message, which
+            # could quote a record (SQLAlchemy errors quote their parameters).
             logger.error(
-                "group commit of %d requests failed unexpectedly: %s",
+                "group commit of %d requests failed with an unexpected %s\n%s",
                 len(batch),
                 type(error).__name__,
-                exc_info=not isinstance(error, GovLedgerError),
+                "".join(traceback.format_tb(error.__traceback__)),
             )
             outcomes = [error] * len(batch)
         for request, outcome in zip(batch, outcomes, strict=True):
@@ -297,7 +300,7 @@ class GroupCommitter:
         self, batch: list[_Request]
     ) -> list[AppendOutcome | BaseException]:
         # A key repeated within the batch: its first request is written, and
-        # the later ones are answered after it, as retries of it.
+        # the later ones get its outcome, as retries of it.
         leaders: dict[str, int] = {}
         followers: dict[int, int] = {}
         pending = []
@@ -424,7 +427,7 @@ class GroupCommitter:
     def _replay(
         self, request: _Request, request_sha256: str, rows: list[dict[str, Any]]
     ) -> AppendOutcome | BaseException:
-        """Answer a retry: the first receipts for the same body, else a conflict."""
+        """Return a retry's outcome: the first receipts, or a conflict."""
         claim = request.claim
         assert claim is not None
         if request_sha256 != claim.request_sha256:

@@ -9,11 +9,13 @@ rejected, never dropped, so nothing a system sends is lost silently.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -46,12 +48,45 @@ _RFC3339 = re.compile(
     r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})?$"
 )
 
+def _plain_identifier(value: str) -> str:
+    """Reject what makes an identifier print or compare misleadingly.
+
+    Control characters (Unicode category Cc, NUL included) and invisible
+    format characters (Cf: zero-width spaces, bidirectional overrides)
+    could make two ids that look the same differ, rewrite a terminal line
+    when printed, or be refused by PostgreSQL text columns (NUL).
+    """
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cf"):
+            raise ValueError(
+                f"contains the invisible or control character U+{ord(char):04X}; "
+                "remove it"
+            )
+    if value != value.strip():
+        raise ValueError("has leading or trailing white space; remove it")
+    return value
+
+
 Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+Text = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=1024),
+    AfterValidator(_plain_identifier),
+]
 Actor = Annotated[
     str,
-    StringConstraints(pattern=r"^(user|svc):\S.*$", max_length=256),
+    StringConstraints(max_length=256),
+    AfterValidator(_plain_identifier),
+    AfterValidator(lambda value: _actor_form(value)),
 ]
+
+
+def _actor_form(value: str) -> str:
+    if not re.fullmatch(r"(user|svc):\S+(?: \S+)*", value):
+        raise ValueError(
+            "must be user:<id> or svc:<id>, e.g. user:ann-17 or svc:credit-model"
+        )
+    return value
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -72,10 +107,13 @@ def parse_occurred_at(value: str) -> datetime:
         # datetime keeps microseconds: cut nanosecond digits before parsing.
         text = text.replace(fraction, fraction[:7], 1)
     try:
-        parsed = datetime.fromisoformat(text)
+        return datetime.fromisoformat(text).astimezone(UTC)
     except ValueError:
         raise ValueError(f"{value!r} is not a valid date and time") from None
-    return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{value!r} is outside the years 1 to 9999 once converted to UTC"
+        ) from None
 
 
 class _Strict(BaseModel):
@@ -198,7 +236,7 @@ def _describe(error: dict[str, Any]) -> dict[str, str]:
     kind = error["type"]
     message = error["msg"]
     if kind == "extra_forbidden":
-        message = "unknown field; remove it or check its spelling"
+        message = "unknown field (remove it or check its spelling)"
     elif kind == "missing":
         message = "required field is missing"
     elif kind == "union_tag_invalid" or (kind == "union_tag_not_found"):
@@ -216,10 +254,13 @@ def _describe(error: dict[str, Any]) -> dict[str, str]:
 
 def _record_error(problems: list[dict[str, str]], index: int | None) -> RecordError:
     where = "record" if index is None else f"record {index}"
-    first = problems[0]
-    text = f"{where}: {first['field']}: {first['problem']}"
-    if len(problems) > 1:
-        text += f" (and {len(problems) - 1} more problem(s))"
+    # An unknown field often explains a "missing" one (a misspelling), so
+    # unknown fields come first; the message names up to three problems.
+    problems = sorted(problems, key=lambda p: not p["problem"].startswith("unknown"))
+    shown = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:3])
+    text = f"{where}: {shown}"
+    if len(problems) > 3:
+        text += f" (and {len(problems) - 3} more problems)"
     return RecordError(text, errors=problems, index=index)
 
 

@@ -7,7 +7,7 @@ runs it under uvicorn. Every route except ``/healthz`` needs a bearer token
 Request bodies are read with a size limit and parsed by
 ``ledger.canonical.parse_json``, the parser the CLI uses, so the API rejects
 exactly what the CLI rejects: duplicate keys, NaN, integers outside
-+-(2^53 - 1), invalid UTF-8. Every rejection answers 4xx with a JSON body
++-(2^53 - 1), invalid UTF-8. Every rejection gets a 4xx response with the body
 ``{"error", "message", "errors": [{"field", "problem"}], "index"?}`` and
 writes nothing. Appends go through one group-commit writer per process
 (``ledger.groupcommit``), and a receipt is returned only after its commit is
@@ -98,10 +98,10 @@ _INLINE_BODY_BYTES = 64 * 1024
 _TOKEN_CACHE_SIZE = 10_000
 _IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,200}$"
 # Seqs and tree sizes are stored in INTEGER columns, 32-bit on PostgreSQL,
-# so no ledger holds a seq above MAX_SEQ; larger values are rejected before
-# they reach a query that PostgreSQL would fail.
+# so no ledger has a seq or size above 2^31 - 1. Larger values are rejected
+# before they reach a query that PostgreSQL would fail.
 MAX_SEQ = 2**31 - 1
-MAX_TREE_SIZE = MAX_SEQ + 1
+MAX_TREE_SIZE = 2**31 - 1
 # Record fields stored in text columns, which PostgreSQL keeps free of NUL.
 _TEXT_FIELDS = {
     "actor": "actor",
@@ -196,7 +196,7 @@ class FieldProblem(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """The body of every 4xx and 5xx answer."""
+    """The body of every 4xx and 5xx response."""
 
     error: str = Field(description="Reason code, e.g. invalid-record.")
     message: str
@@ -336,7 +336,7 @@ class TokenList(BaseModel):
 
 
 class HealthPublic(BaseModel):
-    """The liveness answer."""
+    """The liveness response."""
 
     status: Literal["ok"]
 
@@ -378,8 +378,8 @@ def parse_body(body: bytes) -> Any:
 
     Raises:
         CanonicalJSONError: the body is not UTF-8 JSON (``invalid-json``),
-            nests too deeply (``too-deep``), holds a number with too many
-            digits (``unsafe-integer``), or a value with no canonical form;
+            nests too deeply (``too-deep``), contains a number with too
+            many digits (``unsafe-integer``), or a value with no canonical form;
             the error names its JSON path.
     """
     try:
@@ -853,12 +853,14 @@ async def _on_http_error(request: Request, error: Exception) -> Response:
 
 
 async def _on_database_error(request: Request, error: Exception) -> Response:
+    # Only the driver's own message is logged: SQLAlchemy's message quotes
+    # the statement's parameters, which can hold record values.
     logger.error(
         "%s %s failed: database error %s: %s",
         request.method,
         request.url.path,
         type(error).__name__,
-        getattr(error, "orig", None) or error,
+        getattr(error, "orig", None) or "(no driver message)",
     )
     store_error = StoreError(
         "the database is unavailable; retry in a moment", reason="store-unavailable"

@@ -61,7 +61,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": _OFFICER | {"append", "manage-tokens", "erase"},
 }
 ROLES = tuple(PERMISSIONS)
-# What each permission allows, for error messages.
+# The action each permission allows, for error messages.
 PERMISSION_TITLES = {
     "append": "append records",
     "read": "read entries, proofs and checkpoints",
@@ -83,7 +83,7 @@ _MAX_NAME_LENGTH = 255
 class AuthenticationError(GovLedgerError):
     """A request carries no token, or one that is malformed, unknown or revoked.
 
-    The HTTP service answers 401 with ``WWW-Authenticate: Bearer``.
+    The HTTP service responds 401 with ``WWW-Authenticate: Bearer``.
     """
 
     reason = "unauthenticated"
@@ -92,7 +92,7 @@ class AuthenticationError(GovLedgerError):
 class PermissionDeniedError(GovLedgerError):
     """A valid token's role does not grant the permission a request needs.
 
-    The HTTP service answers 403.
+    The HTTP service responds 403.
     """
 
     reason = "forbidden"

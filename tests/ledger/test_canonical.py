@@ -54,7 +54,9 @@ def test_rfc8785_number_table(vector: dict) -> None:
 
 
 def test_es6_number_samples() -> None:
-    samples = json.loads((VECTORS / "cyberphone" / "es6_number_samples.json").read_text())
+    samples = json.loads(
+        (VECTORS / "cyberphone" / "es6_number_samples.json").read_text()
+    )
     for sample in samples["samples"]:
         number = _double(sample["ieee_hex"])
         if sample["expected"] is None:
@@ -140,8 +142,10 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=12,
 )
 

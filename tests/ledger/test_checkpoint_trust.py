@@ -52,9 +52,11 @@ def test_trusted_checkpoint_detects_truncation(ledger: Ledger) -> None:
     drop_triggers(ledger.url)
     execute(ledger.url, "DELETE FROM entries WHERE seq >= 80")
     execute(ledger.url, "DELETE FROM checkpoints")
-    execute(ledger.url, "UPDATE chain_head SET size = 80, head_hash = ?, peaks = ?",
-            (fetch(ledger.url, "SELECT entry_hash FROM entries WHERE seq = 79")[0][0],
-             b""))
+    execute(
+        ledger.url,
+        "UPDATE chain_head SET size = 80, head_hash = ?, peaks = ?",
+        (fetch(ledger.url, "SELECT entry_hash FROM entries WHERE seq = 79")[0][0], b""),
+    )
     result = ledger.verify(trusted_checkpoint=note)
     assert result.fault.kind == "rollback"
     assert "smaller than the trusted checkpoint" in result.fault.message
@@ -251,6 +253,6 @@ def test_publish_keeps_history(ledger: Ledger, tmp_path: Path) -> None:
 def test_root_matches_fold_of_peaks(ledger: Ledger) -> None:
     leaves = [bytes.fromhex(row[1]) for row in ledger.iter_raw()]
     assert ledger.root() == _root(leaves)
-    assert fold_right([_root(leaves[:64]), _root(leaves[64:96]), _root(leaves[96:])]) == (
-        ledger.root()
-    )
+    assert fold_right(
+        [_root(leaves[:64]), _root(leaves[64:96]), _root(leaves[96:])]
+    ) == (ledger.root())

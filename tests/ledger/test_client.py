@@ -139,7 +139,7 @@ def test_get_entry_and_verify(running) -> None:
 
 
 class LoseFirstAnswer(httpx.HTTPTransport):
-    """Send each request to the real server, but lose the first POST's answer.
+    """Send each request to the real server, but lose the first POST's response.
 
     It models a connection that breaks after the service committed.
     """
@@ -180,7 +180,7 @@ def test_retry_after_lost_answer_appends_once(db_url: str, key_dir: Path) -> Non
 
 
 class BusyFirst(httpx.HTTPTransport):
-    """Answer the first request with 503 without sending it, then pass through."""
+    """Return 503 for the first request without sending it, then pass through."""
 
     def __init__(self) -> None:
         super().__init__()

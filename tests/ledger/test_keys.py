@@ -192,7 +192,7 @@ def test_load_unencrypted_needs_unsafe_flag(
     with pytest.raises(KeyFileError) as caught:
         load_private_key(path, None)
     assert caught.value.reason == "unencrypted-key"
-    assert "unsafe_unencrypted=True" in caught.value.message
+    assert "GOVLEDGER_UNSAFE_UNENCRYPTED_KEY=1" in caught.value.message
     # A passphrase does not make an unencrypted file acceptable.
     with pytest.raises(KeyFileError):
         load_private_key(path, PASSPHRASE)

@@ -346,7 +346,7 @@ def test_invalid_record_is_422_naming_field(
         assert error["error"] == reason
 
 
-def test_bad_record_in_batch_names_index_and_writes_nothing(service: Service) -> None:
+def test_bad_record_in_batch_names_index(service: Service) -> None:
     records = [annotation(number) for number in range(4)]
     records[2]["confidence"] = 0.5
     with service.client("appender") as client:

@@ -1,4 +1,4 @@
-"""The service log never holds a token, a personal value or a record body.
+"""The service log never contains a token, a personal value or a record body.
 
 A `govledger serve` process logs at debug level while it takes appends with
 personal values, invalid records, bad and revoked tokens; afterwards its
@@ -38,7 +38,7 @@ def _post(base_url: str, token: str, body: bytes, **headers: str) -> httpx.Respo
     )
 
 
-def test_log_holds_no_token_or_personal_value(db_url: str, tmp_path: Path) -> None:
+def test_log_contains_no_secret_or_personal_value(db_url: str, tmp_path: Path) -> None:
     key_dir = tmp_path / "keys"
     ledger, key = create_ledger(db_url, key_dir)
     tokens = {

@@ -104,8 +104,12 @@ def insert_forged(url: str, entry: dict) -> None:
     body = canonical_bytes(entry)
     columns = derived_columns(entry["kind"], entry["recorded_at"], entry["record"])
     names = ["seq", "entry_hash", "body", *columns]
-    values = (entry["seq"], hashlib.sha256(b"\x00" + body).hexdigest(), body,
-              *columns.values())
+    values = (
+        entry["seq"],
+        hashlib.sha256(b"\x00" + body).hexdigest(),
+        body,
+        *columns.values(),
+    )
     marks = ", ".join("?" for _ in names)
     execute(url, f"INSERT INTO entries ({', '.join(names)}) VALUES ({marks})", values)
 
