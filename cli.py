@@ -159,11 +159,15 @@ def init(ctx: Context, origin: str, unsafe_unencrypted_key: bool) -> None:
 
 def _read_input(source: str) -> str:
     if source == "-":
-        return sys.stdin.read()
-    try:
-        return Path(source).read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError as error:
-        raise InputError(f"cannot read {source}: {error.strerror}") from None
+        data = sys.stdin.buffer.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError(
+                f"standard input is not UTF-8 text (invalid byte at offset "
+                f"{error.start})"
+            ) from None
+    return _read_text_file(Path(source), "record file")
 
 
 @cli.command()
@@ -175,6 +179,8 @@ def append(ctx: Context, source: str) -> None:
         data = parse_json(_read_input(source))
     except CanonicalJSONError as error:
         raise InputError(f"invalid record JSON: {error}") from None
+    if data == []:
+        raise InputError("the batch is empty; give at least one record")
     with ctx.open() as ledger:
         if isinstance(data, list):
             receipts = ledger.append_many(data)
@@ -361,10 +367,20 @@ def _import_reader(
 @cli.command()
 @click.option("--kind", default=None, help="Only entries of this kind.")
 @click.option("--actor", default=None, help="Only entries by this actor.")
-@click.option("--since", default=None, help="Recorded at or after (RFC 3339 UTC).")
-@click.option("--until", default=None, help="Recorded before (RFC 3339 UTC).")
-@click.option("--start", default=0, show_default=True, help="First seq.")
-@click.option("--limit", default=50, show_default=True, help="Max entries; 0 for all.")
+@click.option(
+    "--since", default=None, help="Recorded at or after: a date or RFC 3339 time."
+)
+@click.option("--until", default=None, help="Recorded before: a date or RFC 3339 time.")
+@click.option(
+    "--start", default=0, show_default=True, type=click.IntRange(min=0), help="First seq."
+)
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Max entries; 0 for all.",
+)
 @pass_context
 def log(
     ctx: Context,
@@ -376,6 +392,10 @@ def log(
     limit: int,
 ) -> None:
     """List entries in seq order."""
+    from policies.evidence import parse_time_bound
+
+    since = parse_time_bound(since, "--since")
+    until = parse_time_bound(until, "--until")
     with ctx.open() as ledger:
         entries = ledger.entries(
             kind=kind,
@@ -389,11 +409,10 @@ def log(
             if ctx.as_json:
                 click.echo(json.dumps(entry.to_json(), ensure_ascii=False))
             else:
-                record = entry.record
-                what = record.get("actor", "")
+                actor_id = str(entry.record.get("actor", ""))
                 click.echo(
                     f"{entry.seq:>8}  {entry.recorded_at}  {entry.kind:<13} "
-                    f"{what}  {entry.entry_hash[:16]}"
+                    f"{entry.entry_hash[:16]}  {actor_id!r}"
                 )
 
 
@@ -433,15 +452,21 @@ def show(ctx: Context, seq: int, personal: bool) -> None:
     "repeatable [default: the keys stored in the ledger].",
 )
 @pass_context
-def verify(ctx: Context, trusted_checkpoint: Path | None, keys: tuple[str, ...]) -> None:
+def verify(
+    ctx: Context, trusted_checkpoint: Path | None, keys: tuple[str, ...]
+) -> None:
     """Verify every entry, link, Merkle node and checkpoint; exit 1 on a fault."""
-    note = trusted_checkpoint.read_text(encoding="utf-8") if trusted_checkpoint else None
+    note = (
+        _read_text_file(trusted_checkpoint, "trusted checkpoint")
+        if trusted_checkpoint
+        else None
+    )
     with ctx.open() as ledger:
         size = ledger.size
         with _progress(size, "verifying") as update:
             result = ledger.verify(
                 trusted_checkpoint=note,
-                trusted_keys=[_read_key(key) for key in keys],
+                trusted_keys=[item for key in keys for item in _read_keys(key)],
                 progress=update,
             )
     if result.ok:
@@ -517,7 +542,10 @@ def export(
         _export_oscal(ctx, out, frameworks, period_from, period_to, organisation)
         return
     with ctx.open() as ledger:
-        handle = out.open("wb") if out else sys.stdout.buffer
+        try:
+            handle = out.open("wb") if out else sys.stdout.buffer
+        except OSError as error:
+            raise InputError(f"cannot write {out}: {error.strerror}") from None
         try:
             count = 0
             for _seq, _stored, body, _columns in ledger.iter_raw():
@@ -536,7 +564,9 @@ def stats(ctx: Context) -> None:
     """Summarise the ledger: entries, kinds, actors, items, time span, head."""
     with ctx.open() as ledger:
         data = ledger.stats()
-    kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(data["kinds"].items()))
+    kinds = ", ".join(
+        f"{count} {kind}" for kind, count in sorted(data["kinds"].items())
+    )
     ctx.emit(
         data,
         f"ledger {data['origin']}\n"
@@ -559,11 +589,34 @@ def stats(ctx: Context) -> None:
     default=None,
     help="Directory for witnesses: writes DIR/checkpoint and DIR/history/SIZE.",
 )
+@click.option(
+    "--list", "list_all", is_flag=True, help="List the stored checkpoints instead."
+)
 @pass_context
-def checkpoint(ctx: Context, publish: Path | None) -> None:
+def checkpoint(ctx: Context, publish: Path | None, list_all: bool) -> None:
     """Sign and store a checkpoint of the current tree; print it."""
     from ledger.checkpoints import publish_checkpoint
 
+    if list_all:
+        with ctx.open() as ledger:
+            rows = ledger.checkpoints()
+        ctx.emit(
+            [
+                {
+                    "tree_size": row.tree_size,
+                    "root": row.root_hash,
+                    "key_id": row.key_id,
+                    "created_at": row.created_at,
+                }
+                for row in rows
+            ],
+            "\n".join(
+                f"{row.tree_size:>10}  {row.created_at}  {row.key_id}  {row.root_hash}"
+                for row in rows
+            )
+            or "no checkpoint stored yet",
+        )
+        return
     with ctx.open() as ledger:
         row = ledger.make_checkpoint()
     if publish is not None:
@@ -581,7 +634,12 @@ def prove() -> None:
 
 @prove.command()
 @click.argument("seq", type=int)
-@click.option("--tree-size", type=int, default=None, help="Tree size [default: latest checkpoint].")
+@click.option(
+    "--tree-size",
+    type=int,
+    default=None,
+    help="Tree size [default: latest checkpoint].",
+)
 @pass_context
 def inclusion(ctx: Context, seq: int, tree_size: int | None) -> None:
     """Prove that entry SEQ is in the tree."""
@@ -604,7 +662,10 @@ def consistency(ctx: Context, old: int, new: int | None) -> None:
 @cli.command(name="verify-proof")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
-    "--key", "key", required=True, help="The log's verifier key (note form) or a file holding it."
+    "--key",
+    "key",
+    required=True,
+    help="The log's verifier key (note form) or a file holding it.",
 )
 @pass_context
 def verify_proof_command(ctx: Context, path: Path, key: str) -> None:
@@ -615,7 +676,7 @@ def verify_proof_command(ctx: Context, path: Path, key: str) -> None:
         document = parse_json(path.read_bytes())
     except CanonicalJSONError as error:
         raise InputError(f"{path} is not a proof file: {error}") from None
-    summary = verify_proof_document(document, _read_key(key))
+    summary = verify_proof_document(document, _read_keys(key))
     ctx.emit({"ok": True, **summary}, f"ok: {summary['description']}")
 
 
@@ -632,11 +693,16 @@ def keys_show(ctx: Context) -> None:
         rows = ledger.key_rows()
         current = ledger.current_key_id()
     data = [
-        {"key_id": row.key_id, "verifier_key": row.verifier_key, "current": row.key_id == current}
+        {
+            "key_id": row.key_id,
+            "verifier_key": row.verifier_key,
+            "current": row.key_id == current,
+        }
         for row in rows
     ]
-    current_key = next(item["verifier_key"] for item in data if item["current"])
-    ctx.emit(data, current_key)
+    ordered = [item for item in data if not item["current"]]
+    ordered += [item for item in data if item["current"]]
+    ctx.emit(data, "\n".join(item["verifier_key"] for item in ordered))
 
 
 @keys.command(name="rotate")
@@ -651,14 +717,62 @@ def keys_rotate(ctx: Context) -> None:
     )
 
 
+def _read_text_file(path: Path, what: str) -> str:
+    """Read a UTF-8 text file given on the command line.
+
+    Raises:
+        InputError: the file is missing, a directory, unreadable or not
+            UTF-8 text.
+    """
+    try:
+        return path.read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        raise InputError(f"{what} {path} is a directory; give a file") from None
+    except FileNotFoundError:
+        raise InputError(f"{what} {path} does not exist") from None
+    except OSError as error:
+        raise InputError(f"cannot read {what} {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"{what} {path} is not UTF-8 text (invalid byte at offset "
+            f"{error.start}); give the text file, not a binary one"
+        ) from None
+
+
+def _read_keys(value: str) -> list[str]:
+    """Read verifier keys (note form) given as text or as a file of keys.
+
+    A file may hold several keys, one per line, such as `keys show`
+    prints them; blank lines are ignored.
+
+    Raises:
+        InputError: the value is empty, names an unreadable file, or a key
+            is malformed.
+    """
+    from ledger.errors import NoteError
+    from ledger.note import parse_verifier_key
+
+    text = value.strip()
+    if not text:
+        raise InputError("--key is empty; give a verifier key or a file holding one")
+    if "+" in text and not Path(text).is_file():
+        keys = [line.strip() for line in text.splitlines() if line.strip()]
+    else:
+        content = _read_text_file(Path(value), "key file")
+        keys = [line.strip() for line in content.splitlines() if line.strip()]
+        if not keys:
+            raise InputError(f"key file {value} contains no verifier key")
+    for key in keys:
+        try:
+            parse_verifier_key(key)
+        except NoteError as error:
+            raise InputError(f"invalid verifier key {key[:80]!r}: {error}") from None
+    return keys
+
+
 def _read_key(value: str) -> str:
-    """Accept a verifier key as text or as a file holding it."""
-    path = Path(value)
-    if "+" not in value and path.exists():
-        return path.read_text(encoding="utf-8").strip()
-    if path.exists() and path.is_file():
-        return path.read_text(encoding="utf-8").strip()
-    return value.strip()
+    """Read one verifier key (the last one, when a file holds several)."""
+    return _read_keys(value)[-1]
 
 
 # -- personal data and erasure (GDPR Art. 17) ----------------------------------
@@ -956,12 +1070,14 @@ def tokens_list(ctx: Context) -> None:
         infos = list_tokens(ledger)
     ctx.emit(
         [info.to_dict() for info in infos],
-        lambda: "\n".join(
-            f"{info.id}  {info.role:<8}  {info.created_at}  "
-            f"{info.revoked_at or 'active':<27}  {info.name}"
-            for info in infos
-        )
-        or "no API tokens",
+        lambda: (
+            "\n".join(
+                f"{info.id}  {info.role:<8}  {info.created_at}  "
+                f"{info.revoked_at or 'active':<27}  {info.name}"
+                for info in infos
+            )
+            or "no API tokens"
+        ),
     )
 
 

@@ -323,7 +323,9 @@ class LedgerClient:
         the pinned key), then for each receipt an inclusion proof against
         that checkpoint's tree size, and proves the receipt's entry hash is
         the leaf at its seq (RFC 9162 2.1.3.2). A receipt that fails any
-        step gets ``included=False`` and the reason in ``problem``.
+        step gets ``included=False`` and the reason in ``problem``; so does
+        a receipt whose seq lies beyond the log, which a truncated log
+        shows. Each receipt costs one HTTP request.
 
         Raises:
             CheckpointError, ProofError: the checkpoint fails its checks.
@@ -333,11 +335,17 @@ class LedgerClient:
         if not receipts:
             return []
         seqs = [
-            receipt.get("seq")
-            for receipt in receipts
-            if isinstance(receipt.get("seq"), int)
+            seq
+            for seq in (receipt.get("seq") for receipt in receipts)
+            if isinstance(seq, int) and not isinstance(seq, bool)
         ]
-        signed = self.checkpoint(min_tree_size=max(seqs) + 1 if seqs else None)
+        try:
+            signed = self.checkpoint(min_tree_size=max(seqs) + 1 if seqs else None)
+        except ServiceError as error:
+            if error.reason != "bad-tree-size":
+                raise
+            # Some seq lies beyond the log: check against the latest checkpoint.
+            signed = self.checkpoint()
         return [self._check_one(receipt, signed) for receipt in receipts]
 
     def _check_one(
@@ -357,7 +365,9 @@ class LedgerClient:
             assert isinstance(seq, int) and isinstance(entry_hash, str)
             if seq >= size:
                 raise ProofError(
-                    f"seq {seq} is outside the checkpoint of tree size {size}",
+                    f"inclusion check failed for seq {seq}: the log's latest "
+                    f"checkpoint has tree size {size}, so the log does not "
+                    "include the entry; keep the receipt as evidence",
                     reason="index-out-of-range",
                 )
             proof = self._request(

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -35,6 +35,7 @@ from .entries import (
     parse_entry,
 )
 from .errors import (
+    ChainError,
     GovLedgerError,
     InputError,
     KeyFileError,
@@ -53,7 +54,6 @@ from .store import (
     CheckpointRow,
     EntryRow,
     LogKeyRow,
-    MerkleNode,
     PersonalValue,
     create_schema,
     make_engine,
@@ -185,8 +185,13 @@ class Ledger:
                 select(ChainHead.origin).where(ChainHead.id == 1)
             ).one_or_none()
         if head is None:
-            raise StoreError(
-                f"{_redact(url)} contains no ledger; run `govledger init` first"
+            engine.dispose()
+            raise ChainError(
+                f"{_redact(url)} has ledger tables but its chain_head row is "
+                "missing: the database was altered outside govledger. Do not "
+                "run `govledger init` on it; restore it from a backup and "
+                "verify it against a trusted checkpoint",
+                reason="head-missing",
             )
         self.origin: str = head[0]
 
@@ -206,6 +211,14 @@ class Ledger:
             StoreError: the URL is invalid, the database is unreachable, or
                 it contains no ledger.
         """
+        if url.startswith("sqlite:///"):
+            database = Path(url[len("sqlite:///") :]).expanduser()
+            if not database.is_file():
+                # Opening would create an empty file; say what is missing.
+                raise StoreError(
+                    f"ledger file {database} does not exist; check --db, or run "
+                    "`govledger init` to create a new ledger"
+                )
         engine = make_engine(url)
         if not schema_exists(engine):
             engine.dispose()
@@ -959,10 +972,15 @@ class Ledger:
         Raises:
             InputError: no entry has that seq.
         """
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                select(EntryRow.body, EntryRow.entry_hash).where(EntryRow.seq == seq)
-            ).one_or_none()
+        if not 0 <= seq < 2**63:
+            row = None
+        else:
+            with self.engine.connect() as connection:
+                row = connection.execute(
+                    select(EntryRow.body, EntryRow.entry_hash).where(
+                        EntryRow.seq == seq
+                    )
+                ).one_or_none()
         if row is None:
             raise InputError(
                 f"no entry with seq {seq}; the ledger has {self.size} entries "

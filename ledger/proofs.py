@@ -14,6 +14,7 @@ the file and the log's verifier key:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from . import merkle
@@ -69,8 +70,13 @@ def _check_fields(document: dict[str, Any], expected: set[str]) -> None:
         )
 
 
-def verify_proof_document(document: Any, verifier_key: str) -> dict[str, Any]:
+def verify_proof_document(
+    document: Any, verifier_key: str | Sequence[str]
+) -> dict[str, Any]:
     """Verify a proof document offline; return a summary of what it proved.
+
+    ``verifier_key`` is the log's verifier key in note form, or several
+    (after a key rotation): the checkpoint must be signed by one of them.
 
     Raises:
         ProofError: the document is malformed or the proof does not hold.
@@ -81,7 +87,8 @@ def verify_proof_document(document: Any, verifier_key: str) -> dict[str, Any]:
         raise ProofError(
             "a proof document must be a JSON object", reason="malformed-proof"
         )
-    verifier = parse_verifier_key(verifier_key)
+    keys = [verifier_key] if isinstance(verifier_key, str) else list(verifier_key)
+    verifiers = [parse_verifier_key(key) for key in keys]
     kind = document.get("type")
     if kind == "inclusion":
         _check_fields(document, _INCLUSION_FIELDS)
@@ -93,7 +100,8 @@ def verify_proof_document(document: Any, verifier_key: str) -> dict[str, Any]:
             reason="malformed-proof",
         )
     note = _field(document, "checkpoint", str)
-    signed = open_checkpoint(note, [verifier], origin=verifier.name)
+    signed = open_checkpoint(note, verifiers, origin=verifiers[0].name)
+    verifier = verifiers[0]
     checkpoint = signed.checkpoint
     hashes = _field(document, "hashes", list)
     proof = [_hash(value, f"hashes[{i}]") for i, value in enumerate(hashes)]

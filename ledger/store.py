@@ -17,9 +17,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Index, LargeBinary, event, text
+from sqlalchemy import Column, Index, LargeBinary, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import Field, SQLModel, create_engine
 
 from .errors import StoreError
@@ -303,5 +303,7 @@ def schema_exists(engine: Engine) -> bool:
 
     try:
         return inspect(engine).has_table("chain_head")
-    except OperationalError as error:
-        raise StoreError(f"cannot open the ledger database: {error.orig}") from None
+    except DBAPIError as error:
+        raise StoreError(
+            f"cannot open the ledger database: {error.orig}; check the --db URL"
+        ) from None

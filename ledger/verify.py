@@ -30,8 +30,8 @@ from sqlalchemy import select
 
 from . import merkle
 from .entries import GENESIS_PREV, derived_columns, entry_hash, parse_entry
-from .errors import GovLedgerError
-from .store import MerkleNode
+from .errors import ChainError, GovLedgerError
+from .store import EntryRow, MerkleNode
 
 if TYPE_CHECKING:
     from .core import Ledger
@@ -193,7 +193,7 @@ class _ChainChecker:
             entry.kind, entry.recorded_at, entry.record
         ):
             expected = _columns_of(entry.kind, entry.recorded_at, entry.record)
-            for name, have, want in zip(_DERIVED_NAMES, columns, expected):
+            for name, have, want in zip(_DERIVED_NAMES, columns, expected, strict=True):
                 if have != want:
                     raise _Stop(
                         Fault(
@@ -403,11 +403,17 @@ def verify_ledger(
     result = VerifyResult()
     head = ledger.head()
     result.size = head.size
-    stored_verifiers = ledger.verifiers()
+    # Keys given by the auditor replace the ledger's own key table, which an
+    # operator could have rewritten together with the checkpoints.
+    pinned = [parse_verifier_key(key) for key in trusted_keys]
+    if pinned:
+        pinned = _follow_key_rotations(ledger, pinned)
+    stored_verifiers = pinned or ledger.verifiers()
     trusted = None
+    chain = _ChainChecker()
     try:
         if trusted_checkpoint is not None:
-            keys = [parse_verifier_key(key) for key in trusted_keys] or stored_verifiers
+            keys = stored_verifiers
             trusted = _open_trusted(trusted_checkpoint, keys, ledger.origin)
             result.trusted_checkpoint_size = trusted.checkpoint.size
             if trusted.checkpoint.size > head.size:
@@ -435,7 +441,7 @@ def verify_ledger(
                     actual=str(head.size),
                 )
             )
-        chain = _ChainChecker()
+        _check_checkpoint_rows(checkpoints)
         tree = _TreeChecker(ledger)
         position = 0
 
@@ -547,6 +553,8 @@ def verify_ledger(
                     actual=stored_peaks.hex(),
                 )
             )
+        _check_no_extra_nodes(ledger, head.size)
+        _check_personal_values(ledger, head.size)
         result.chain_intact = True
         result.merkle_intact = True
         result.checkpoints_valid = True
@@ -558,8 +566,206 @@ def verify_ledger(
             )
     except _Stop as stop:
         result.fault = stop.fault
-        result.entries_checked = max(result.entries_checked, 0)
+        result.entries_checked = chain.expected_seq
     return result
+
+
+def _follow_key_rotations(ledger: Ledger, trusted: list[Any]) -> list[Any]:
+    """Extend pinned keys along the ledger's ``key_rotated`` entries.
+
+    A rotation entry names the new key and carries the old key's signature
+    over JCS({"new_key", "old_key", "origin"}); a new key becomes trusted
+    only when that signature verifies with a key already trusted. The
+    entries' own integrity is checked by the chain walk.
+    """
+    import base64
+
+    from .canonical import canonical_bytes
+    from .note import parse_verifier_key
+
+    keys = list(trusted)
+    for entry in ledger.entries(kind="key_rotated"):
+        record = entry.record
+        try:
+            statement = {
+                "new_key": record["new_key"],
+                "old_key": record["old_key"],
+                "origin": record["origin"],
+            }
+            signature = base64.b64decode(record["old_key_signature"], validate=True)
+            new_key = parse_verifier_key(record["new_key"])
+        except (KeyError, TypeError, ValueError, GovLedgerError):
+            continue
+        message = canonical_bytes(statement)
+        if any(
+            str(key) == record["old_key"] and key.verify(message, signature)
+            for key in keys
+        ) and all(str(key) != str(new_key) for key in keys):
+            keys.append(new_key)
+    return keys
+
+
+def _check_checkpoint_rows(checkpoints: Sequence[Any]) -> None:
+    """Check that no stored checkpoint row was deleted or had a column changed.
+
+    Rows get increasing ids, so a gap shows a deleted row (a deleted last
+    row shows only against a trusted checkpoint). The tree size, root and
+    key ID columns must repeat what the signed note says.
+    """
+    from .checkpoints import parse_checkpoint
+
+    ids = sorted(row.id for row in checkpoints)
+    for before, after in zip(ids, ids[1:], strict=False):
+        if after != before + 1:
+            raise _Stop(
+                Fault(
+                    "checkpoint-deleted",
+                    f"stored checkpoint rows {before + 1} to {after - 1} are "
+                    "missing: checkpoints were deleted",
+                )
+            )
+    for row in checkpoints:
+        try:
+            body = parse_checkpoint(_note_text(row.note))
+        except GovLedgerError as error:
+            raise _Stop(
+                Fault(
+                    "checkpoint-signature-invalid",
+                    f"stored checkpoint {row.id} is not a valid signed note: {error}",
+                    seq=row.tree_size,
+                )
+            ) from None
+        if body.size != row.tree_size or body.root.hex() != row.root_hash:
+            raise _Stop(
+                Fault(
+                    "checkpoint-row-changed",
+                    f"stored checkpoint {row.id}: its columns say tree size "
+                    f"{row.tree_size} and root {row.root_hash}, its signed note "
+                    f"says {body.size} and {body.root.hex()}",
+                    seq=row.tree_size,
+                    expected=body.root.hex(),
+                    actual=row.root_hash,
+                )
+            )
+
+
+def _note_text(note: str) -> str:
+    """Return the text part of a signed note (before the blank line)."""
+    text, separator, _signatures = note.partition("\n\n")
+    if not separator:
+        raise ChainError("signed note has no blank line before its signatures")
+    return text + "\n"
+
+
+def _check_no_extra_nodes(ledger: Ledger, size: int) -> None:
+    """Check that merkle_nodes holds exactly the nodes of a tree of ``size``.
+
+    Each stored node was compared while the tree was rebuilt; a node beyond
+    the tree (planted ahead of future appends) is found here.
+    """
+    from sqlalchemy import func, or_
+
+    expected = sum(size >> level for level in range(1, max(size, 1).bit_length()))
+    with ledger.engine.connect() as connection:
+        stored = connection.execute(
+            select(func.count()).select_from(MerkleNode)
+        ).scalar_one()
+        if stored == expected:
+            return
+        extra = connection.execute(
+            select(MerkleNode.level, MerkleNode.idx)
+            .where(
+                or_(
+                    MerkleNode.level < 1,
+                    *[
+                        (MerkleNode.level == level)
+                        & (MerkleNode.idx >= (size >> level))
+                        for level in range(1, 64)
+                    ],
+                )
+            )
+            .limit(1)
+        ).first()
+    where = (
+        f"(level {extra[0]}, index {extra[1]})" if extra is not None else "somewhere"
+    )
+    raise _Stop(
+        Fault(
+            "merkle-node-inserted",
+            f"merkle_nodes holds {stored} nodes but a tree of {size} entries has "
+            f"{expected}; a node was inserted {where}, which would also block "
+            "future appends",
+            seq=size,
+            expected=str(expected),
+            actual=str(stored),
+        )
+    )
+
+
+def _check_personal_values(ledger: Ledger, size: int, chunk: int = 2000) -> None:
+    """Check every stored personal value against its entry's commitment.
+
+    SHA-256(salt || value) must equal the commitment the entry holds for
+    that field; a value changed, or added for a field the entry has no
+    commitment for, is a fault. Erased values are simply absent.
+    """
+    import hashlib
+
+    from .store import PersonalValue
+
+    last: tuple[int, str] = (-1, "")
+    while True:
+        with ledger.engine.connect() as connection:
+            rows = connection.execute(
+                select(
+                    PersonalValue.seq,
+                    PersonalValue.name,
+                    PersonalValue.salt,
+                    PersonalValue.value,
+                )
+                .where(
+                    (PersonalValue.seq > last[0])
+                    | ((PersonalValue.seq == last[0]) & (PersonalValue.name > last[1]))
+                )
+                .order_by(PersonalValue.seq, PersonalValue.name)
+                .limit(chunk)
+            ).all()
+            if not rows:
+                return
+            seqs = sorted({row[0] for row in rows})
+            bodies = dict(
+                connection.execute(
+                    select(EntryRow.seq, EntryRow.body).where(EntryRow.seq.in_(seqs))
+                ).all()
+            )
+        for seq, name, salt, value in rows:
+            body = bodies.get(seq)
+            commitments = {}
+            if body is not None and seq < size:
+                try:
+                    record = json.loads(bytes(body))["record"]
+                    commitments = record.get("personal") or {}
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    commitments = {}
+            digest = hashlib.sha256(bytes(salt) + bytes(value)).hexdigest()
+            if commitments.get(name) != digest:
+                what = (
+                    "has no commitment for it"
+                    if name not in commitments
+                    else "commits to another value"
+                )
+                raise _Stop(
+                    Fault(
+                        "personal-value-changed",
+                        f"entry {seq}: stored personal value {name!r} does not "
+                        f"match the entry, which {what}; the personal_values "
+                        "table was altered",
+                        seq=seq,
+                        expected=commitments.get(name),
+                        actual=digest,
+                    )
+                )
+        last = (rows[-1][0], rows[-1][1])
 
 
 def _rows_from(ledger: Ledger, seq: int) -> int:
@@ -602,8 +808,8 @@ def _check_trusted_root(trusted: Any, tree: _TreeChecker) -> None:
                 f"the first {tree.size} entries give root {root.hex()}, but the "
                 f"trusted checkpoint of that size has root "
                 f"{trusted.checkpoint.root.hex()}: the ledger was rewritten "
-                "since the checkpoint was signed",
-                seq=tree.size,
+                "since the checkpoint was signed (somewhere before seq "
+                f"{tree.size})",
                 expected=trusted.checkpoint.root.hex(),
                 actual=root.hex(),
             )

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ledger import Ledger
 
 __all__ = [
+    "CONFIG_TABLES",
     "DEFAULT_GENERIC_ACTOR_NAMES",
     "PolicyConfig",
     "RetentionConfig",
@@ -85,6 +86,11 @@ DEFAULT_GENERIC_ACTOR_NAMES = (
     "unknown",
     "user",
 )
+
+# The top-level tables of govledger.toml. ``[retention]`` is also read by
+# ledger.retention for `govledger erase --expired`; no other part of
+# govledger reads the file.
+CONFIG_TABLES = ("policy", "retention")
 
 Fraction01 = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
 Positive = Annotated[float, Field(strict=True, gt=0.0)]
@@ -215,15 +221,49 @@ def validate_policy(data: Any, *, where: str) -> PolicyConfig:
         raise InputError(message, reason="invalid-policy") from None
 
 
+def _check_top_level(document: dict[str, Any], path: Path) -> None:
+    """Reject top-level keys of a policy file other than the known tables.
+
+    Without this, ``min_alpha = 0.8`` written above any table header would
+    be ignored silently and the policy appended with min_alpha at its default.
+
+    Raises:
+        InputError: a key is not one of ``CONFIG_TABLES``; the message names
+            the key and the table it belongs in.
+    """
+    tables = " and ".join(f"[{name}]" for name in CONFIG_TABLES)
+    for key, value in document.items():
+        if key in CONFIG_TABLES:
+            continue
+        if isinstance(value, dict):
+            raise InputError(
+                f"{path}: unknown table [{key}]; govledger.toml contains only "
+                f"{tables}, so remove [{key}] or move its keys into one of them",
+                reason="invalid-policy",
+            )
+        if key in PolicyConfig.model_fields and key != "retention":
+            where = f"under the [policy] table header (write [policy] above {key})"
+        elif key in RetentionConfig.model_fields:
+            where = f"under the [retention] table header (years for {key} entries)"
+        else:
+            where = f"in [policy] or [retention]; valid keys are {_key_names()}"
+        raise InputError(
+            f"{path}: top-level key {key!r} is outside any table; it belongs {where}",
+            reason="invalid-policy",
+        )
+
+
 def load_policy_file(path: Path) -> PolicyConfig:
     """Read ``[policy]`` and ``[retention]`` from a TOML file (tomllib).
 
-    Keys absent from the file take their defaults; other tables of the file
-    are left to the parts of govledger that own them.
+    Keys absent from the file take their defaults. Any other top-level key
+    or table is rejected (``CONFIG_TABLES``), because a key above the
+    ``[policy]`` header would otherwise be dropped without a word.
 
     Raises:
-        InputError: the file is missing or not TOML, or those tables
-            contain an unknown key or an invalid value.
+        InputError: the file is missing or not TOML, has a top-level key
+            other than those tables, or the tables contain an unknown key or
+            an invalid value.
     """
     try:
         with path.open("rb") as handle:
@@ -241,6 +281,7 @@ def load_policy_file(path: Path) -> PolicyConfig:
         raise InputError(
             f"{path} is not valid TOML: {error}", reason="invalid-policy"
         ) from None
+    _check_top_level(document, path)
     policy = document.get("policy", {})
     retention = document.get("retention", {})
     if not isinstance(policy, dict) or not isinstance(retention, dict):

@@ -261,6 +261,23 @@ def test_missing_ledger_says_run_init(tmp_path: Path) -> None:
     assert "govledger init" in result.stderr
 
 
+@pytest.mark.parametrize("key", ["", ".", "/nonexistent/key.txt", "binary"])
+def test_bad_key_argument_is_input_error(run: Runner, key: str) -> None:
+    path = run.write("record.json", json.dumps(DECISION))
+    run("append", str(path))
+    proof = run.write("proof.json", run("prove", "inclusion", "0").stdout)
+    if key == "binary":
+        (run.tmp_path / "binary").write_bytes(b"\xff\xfe\x00garbage")
+    result = run("verify-proof", str(proof), "--key", key, check=2)
+    assert "error:" in result.stderr
+
+
+def test_binary_trusted_checkpoint_is_input_error(run: Runner) -> None:
+    (run.tmp_path / "cp.bin").write_bytes(b"%PDF-1.7\n\xff\xfe")
+    result = run("verify", "--trusted-checkpoint", str(run.tmp_path / "cp.bin"), check=2)
+    assert "not UTF-8 text" in result.stderr
+
+
 def test_bad_database_url_is_a_clear_error(tmp_path: Path) -> None:
     runner = Runner(tmp_path)
     runner.db = "mysql://nowhere/db"
@@ -271,10 +288,13 @@ def test_bad_database_url_is_a_clear_error(tmp_path: Path) -> None:
 def test_key_rotation_from_cli(run: Runner) -> None:
     old = run("keys", "show").stdout.strip()
     rotated = json.loads(run("--json", "keys", "rotate").stdout)
-    new = run("keys", "show").stdout.strip()
-    assert new == rotated["verifier_key"]
-    assert new != old
+    shown = run("keys", "show").stdout.strip().splitlines()
+    assert shown == [old, rotated["verifier_key"]]
     assert run("verify").returncode == 0
+    # An inclusion proof checks with the file of all keys `keys show` printed.
+    keys_file = run.write("keys.txt", "\n".join(shown) + "\n")
+    proof = run.write("proof.json", run("prove", "inclusion", "0").stdout)
+    assert run("verify-proof", str(proof), "--key", str(keys_file)).returncode == 0
 
 
 def test_unencrypted_key_needs_explicit_consent(

@@ -294,3 +294,28 @@ def test_checkpoint_detects_rollback_and_fork(tmp_path: Path, key_dir: Path) -> 
             client.checkpoint(min_tree_size=6)
     assert fork.value.reason == "root-mismatch"
     client.close()
+
+
+def test_check_receipts_flags_truncated_log(tmp_path: Path, key_dir: Path) -> None:
+    primary = tmp_path / "primary.db"
+    setup = Running(f"sqlite:///{primary}", key_dir)
+    with threaded_server(setup.app()) as base_url:
+        with _client(base_url, setup.admin, setup.verifier_key) as client:
+            client.append_many([annotation(n) for n in range(2)])
+            client.checkpoint(min_tree_size=2)
+    setup.ledger.close()
+    truncated = tmp_path / "truncated.db"
+    _copy_ledger(primary, truncated)
+
+    config = LedgerConfig(key_dir=key_dir)
+    with threaded_server(create_app(f"sqlite:///{primary}", config)) as base_url:
+        with _client(base_url, setup.admin, setup.verifier_key) as client:
+            receipts = client.append_many([annotation(n) for n in range(2, 5)])
+    # The operator serves the copy from before the last three appends.
+    with threaded_server(create_app(f"sqlite:///{truncated}", config)) as base_url:
+        with _client(base_url, setup.auditor, setup.verifier_key) as client:
+            checks = client.check_receipts(receipts)
+    assert [check.seq for check in checks] == [2, 3, 4]
+    assert [check.included for check in checks] == [False, False, False]
+    assert {check.tree_size for check in checks} == {2}
+    assert all("does not include" in (check.problem or "") for check in checks)

@@ -294,3 +294,78 @@ def test_verify_detects_rewrite_under_stored_checkpoint(ledger: Ledger) -> None:
 def test_verify_memory_is_flat(ledger: Ledger) -> None:
     # Streaming in chunks: a small chunk size must give the same result.
     assert [row[0] for row in ledger.iter_raw(chunk=7)] == list(range(SIZE))
+
+
+def test_verify_detects_changed_personal_value(db_url: str, key_dir: Path) -> None:
+    config = LedgerConfig(key_dir=key_dir, checkpoint_every=0, checkpoint_interval_s=0)
+    with Ledger.create(db_url, origin="test.example/ledger", config=config) as ledger:
+        record = dict(_records(1)[0], subject="s-1", personal={"email": "a@b.example"})
+        ledger.append_many([*_records(3), record])
+        assert ledger.verify().ok
+        drop_triggers(ledger.url)
+        execute(
+            ledger.url,
+            "UPDATE personal_values SET value = ? WHERE seq = 3",
+            (b'"evil@example.org"',),
+        )
+        assert fault_of(ledger) == ("personal-value-changed", 3)
+
+
+def test_verify_detects_planted_merkle_node(ledger: Ledger) -> None:
+    execute(
+        ledger.url,
+        "INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)",
+        (1, 500, b"\x00" * 32),
+    )
+    result = ledger.verify()
+    assert result.fault.kind == "merkle-node-inserted"
+    assert "level 1, index 500" in result.fault.message
+
+
+def test_verify_detects_changed_checkpoint_columns(ledger: Ledger) -> None:
+    ledger.make_checkpoint()
+    drop_triggers(ledger.url)
+    execute(ledger.url, "UPDATE checkpoints SET root_hash = ?", ("ab" * 32,))
+    assert fault_of(ledger)[0] == "checkpoint-row-changed"
+
+
+def test_verify_detects_deleted_checkpoint_row(ledger: Ledger) -> None:
+    for count in (3, 4, 5):
+        ledger.append_many(_records(count))
+        ledger.make_checkpoint()
+    drop_triggers(ledger.url)
+    middle = fetch(ledger.url, "SELECT id FROM checkpoints ORDER BY id")[1][0]
+    execute(ledger.url, "DELETE FROM checkpoints WHERE id = ?", (middle,))
+    assert fault_of(ledger)[0] == "checkpoint-deleted"
+
+
+def test_verify_with_pinned_key_rejects_replaced_key_table(ledger: Ledger) -> None:
+    from ledger.checkpoints import sign_checkpoint
+    from ledger.keys import generate_log_key
+
+    original = ledger.signer().verifier_key()
+    ledger.make_checkpoint()
+    drop_triggers(ledger.url)
+    attacker = generate_log_key("test.example/ledger")
+    note = sign_checkpoint("test.example/ledger", SIZE, ledger.root(), attacker)
+    execute(ledger.url, "UPDATE checkpoints SET note = ?, key_id = ?",
+            (note, f"{attacker.key_id:08x}"))
+    execute(ledger.url, "DELETE FROM log_keys")
+    execute(
+        ledger.url,
+        "INSERT INTO log_keys (key_id, verifier_key, created_at) VALUES (?, ?, ?)",
+        (f"{attacker.key_id:08x}", attacker.verifier_key(), "2026-01-01"),
+    )
+    assert ledger.verify().ok, "the ledger's own key table now vouches for it"
+    pinned = ledger.verify(trusted_keys=[original])
+    assert pinned.fault.kind == "checkpoint-signature-invalid"
+
+
+def test_missing_chain_head_is_a_verification_fault(ledger: Ledger) -> None:
+    from ledger.errors import ChainError
+
+    drop_triggers(ledger.url)
+    execute(ledger.url, "DELETE FROM chain_head")
+    with pytest.raises(ChainError) as error:
+        Ledger.open(ledger.url, config=ledger.config)
+    assert "Do not run `govledger init`" in str(error.value)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from ledger import Ledger, LedgerConfig
 from ledger.errors import InputError, PolicyError
 from policies.config import (
     PolicyConfig,
@@ -19,6 +22,8 @@ from policies.config import (
 
 from .support import T0, Clock, create_ledger, stamp, text
 
+CLI = Path(__file__).resolve().parents[2] / "cli.py"
+
 GOOD = """
 [policy]
 review_confidence_below = 0.8
@@ -27,9 +32,6 @@ review_deadline_hours = 48
 
 [retention]
 decision = 10
-
-[service]
-port = 8600
 """
 
 
@@ -93,6 +95,63 @@ def test_load_policy_invalid_value_named(
     with pytest.raises(InputError) as caught:
         load_policy_file(write(tmp_path, content))
     assert fragment in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        ("min_alpha = 0.8\n", ("'min_alpha'", "[policy]")),
+        ("min_alpha = 0.8\n[policy]\nreview_deadline_hours = 24\n", ("[policy]",)),
+        ("decision = 10\n[policy]\n", ("'decision'", "[retention]")),
+        ("colour = 'red'\n", ("'colour'", "review_deadline_hours")),
+        ("[other]\nmin_alpha = 0.8\n", ("unknown table [other]",)),
+        ("[policy]\n[service]\nport = 8600\n", ("unknown table [service]",)),
+    ],
+)
+def test_load_policy_misplaced_key_rejected(
+    tmp_path: Path, content: str, fragments: tuple[str, ...]
+) -> None:
+    with pytest.raises(InputError) as caught:
+        load_policy_file(write(tmp_path, content))
+    assert caught.value.reason == "invalid-policy"
+    for fragment in fragments:
+        assert fragment in caught.value.message
+
+
+def test_apply_policy_key_without_table_appends_nothing(
+    db_url: str, key_dir: Path, tmp_path: Path
+) -> None:
+    with create_ledger(db_url, key_dir, Clock()) as ledger:
+        with pytest.raises(InputError) as caught:
+            apply_policy_file(
+                ledger, write(tmp_path, "min_alpha = 0.8\n"), actor="user:officer"
+            )
+        size = ledger.size
+    assert "top-level key 'min_alpha'" in caught.value.message
+    assert size == 0
+
+
+def test_cli_policies_apply_misplaced_key_exits_2(
+    sqlite_url: str, key_dir: Path, tmp_path: Path
+) -> None:
+    with create_ledger(sqlite_url, key_dir, Clock()):
+        pass
+    path = write(tmp_path, "min_alpha = 0.8\n")
+    command = [sys.executable, str(CLI), "--db", sqlite_url, "--key-dir", str(key_dir)]
+    result = subprocess.run(
+        [*command, "policies", "apply", str(path), "--actor", "user:officer"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    with Ledger.open(sqlite_url, config=LedgerConfig(key_dir=key_dir)) as ledger:
+        size = ledger.size
+    assert result.returncode == 2, result.stderr
+    assert "top-level key 'min_alpha'" in result.stderr
+    assert "[policy]" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert size == 0
 
 
 def test_load_policy_not_toml(tmp_path: Path) -> None:
