@@ -27,6 +27,7 @@ _BOTTOM = 22
 _FONT = "DejaVu Sans"
 _BAR = "#2f5d8a"
 _ALERT = "#b5473a"
+_SERVICE = "#8aa4bf"
 _GRID = "#d0d4da"
 _TEXT = "#222222"
 # More days than this are grouped by month so that bars stay readable.
@@ -151,6 +152,10 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
+def _share(part: int, whole: int) -> float | None:
+    return None if whole == 0 else part / whole
+
+
 def _decisions_over_time(stats: ScopeStatistics) -> Chart:
     days = sorted(stats.decisions_per_day.items())
     unit = "day"
@@ -174,25 +179,27 @@ def _decisions_over_time(stats: ScopeStatistics) -> Chart:
 
 
 def _review_coverage(stats: ScopeStatistics) -> Chart:
-    summary = stats.summary()
-    reviewed = stats.reviewed_decisions
+    human = stats.human_reviewed_decisions
+    service_only = stats.service_only_reviewed_decisions
+    unreviewed = stats.decisions - stats.reviewed_decisions
     return Chart(
         title="Review coverage",
         caption=(
-            f"{reviewed:,} of {stats.decisions:,} decisions of the period have a "
-            f"human review recorded in the period "
-            f"({_percent(summary['review_coverage'])})."
+            f"Of {stats.decisions:,} decisions of the period, {human:,} have a "
+            f"review by a person (user:) recorded in the period "
+            f"({_percent(_share(human, stats.decisions))}), {service_only:,} only "
+            f"a review by a service (svc:), and {unreviewed:,} no review."
         ),
         svg=bar_chart(
-            ["reviewed", "not reviewed"],
-            [reviewed, stats.decisions - reviewed],
+            ["person", "service only", "none"],
+            [human, service_only, unreviewed],
             y_label="decisions",
-            colors=[_BAR, _ALERT],
+            colors=[_BAR, _SERVICE, _ALERT],
         ),
     )
 
 
-def _override_rate(stats: ScopeStatistics) -> Chart:
+def _review_verdicts(stats: ScopeStatistics) -> Chart:
     summary = stats.summary()
     other = sum(
         count for verdict, count in stats.verdicts.items() if verdict not in VERDICTS
@@ -203,11 +210,12 @@ def _override_rate(stats: ScopeStatistics) -> Chart:
     )
     colors = [_ALERT if label in ("reject", "correct") else _BAR for label in labels]
     return Chart(
-        title="Override rate",
+        title="Review verdicts",
         caption=(
-            f"Review verdicts; reject and correct override the model: "
-            f"{stats.overrides:,} of {stats.reviews:,} reviews "
-            f"({_percent(summary['override_rate'])})."
+            f"Verdicts of the {stats.reviews:,} reviews recorded in the period "
+            f"({summary['human_reviews']:,} by people, {summary['service_reviews']:,} "
+            f"by services); reject and correct override the model: "
+            f"{stats.overrides:,} reviews ({_percent(summary['override_rate'])})."
         ),
         svg=bar_chart(labels, values, y_label="reviews", colors=colors),
     )
@@ -250,7 +258,7 @@ def charts_for(stats: ScopeStatistics) -> list[Chart]:
     return [
         _decisions_over_time(stats),
         _review_coverage(stats),
-        _override_rate(stats),
+        _review_verdicts(stats),
         _confidence_histogram(stats),
         _agreement(stats),
     ]

@@ -28,24 +28,26 @@ from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
 
 from ledger import Ledger, VerifyResult
 from ledger.canonical import parse_json
 from ledger.entries import format_timestamp
 from ledger.errors import InputError, ReportError
-from ledger.records import parse_occurred_at
+from ledger.records import Actor, parse_occurred_at
 from ledger.store import CheckpointRow, EntryRow
 from policies.model import STATUSES, Evaluation, Finding
 
 from .charts import charts_for
 from .oscal import assessment_results_json
 from .range_proof import range_proof_from_inclusion_proofs
-from .render import EmbeddedFile, render_pdf, source_date
+from .render import EmbeddedFile, render_pdf, source_date, source_date_epoch_is_set
 from .signing import SigningIdentity, sign_pdf
-from .statistics import ScopeStatistics
+from .statistics import HUMAN_PREFIX, SERVICE_PREFIX, ScopeStatistics
 
 __all__ = [
+    "DEFAULT_ACTOR",
     "DEFAULT_MAX_EMBEDDED",
     "MANIFEST_FORMAT",
     "IssuedPack",
@@ -59,6 +61,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_EMBEDDED = 10_000
+# Who a report_issued entry names when the caller does not say who issued it.
+DEFAULT_ACTOR = "svc:govledger"
 MANIFEST_FORMAT = "govledger-audit-pack/1"
 # Cited entries printed in full under each finding; the rest are listed by seq.
 _MAX_ENTRIES_SHOWN = 10
@@ -264,6 +268,39 @@ def _scope(ledger: Ledger, evaluation: Evaluation, max_embedded: int) -> _Scope:
         )
     mode: Literal["full", "cited"] = "full" if count <= max_embedded else "cited"
     return _Scope(first, last + 1, mode)
+
+
+def _scope_span(ledger: Ledger, scope: _Scope) -> dict[str, str | None]:
+    """Return the first and last ``recorded_at`` and ``occurred_at`` in the scope.
+
+    ``occurred_at`` is the derived column, normalised to UTC, so it compares
+    as text; the ledger's own entries carry one too. All values are None
+    when the scope is empty.
+    """
+    columns = (
+        func.min(EntryRow.recorded_at),
+        func.max(EntryRow.recorded_at),
+        func.min(EntryRow.occurred_at),
+        func.max(EntryRow.occurred_at),
+    )
+    statement = select(*columns).where(
+        EntryRow.seq >= scope.start_seq, EntryRow.seq < scope.end_seq
+    )
+    with ledger.engine.connect() as connection:
+        row = connection.execute(statement).one()
+    names = ("first_recorded", "last_recorded", "first_occurred", "last_occurred")
+    return {name: _display_time(value) for name, value in zip(names, row, strict=True)}
+
+
+def _display_time(value: str | None) -> str | None:
+    """Return an RFC 3339 UTC time as ``YYYY-MM-DD HH:MM:SS UTC`` for the pages."""
+    if value is None:
+        return None
+    try:
+        moment = parse_occurred_at(value)
+    except ValueError:
+        return value
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _cited_seqs(evaluation: Evaluation) -> list[int]:
@@ -473,44 +510,81 @@ def _cross_context(evaluation: Evaluation) -> list[dict[str, Any]]:
     return rows
 
 
+def humanise_key(key: str) -> str:
+    """Return a figure or check name as words: ``max_skew_s`` -> ``max skew (s)``.
+
+    Underscores and hyphens become spaces, and a trailing ``_s`` (seconds)
+    becomes `` (s)``.
+    """
+    if key.endswith("_s") and len(key) > 2:
+        key = key[:-2] + " (s)"
+    return key.replace("_", " ").replace("-", " ")
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
+
+
 def _figure_text(value: Any) -> str:
     if isinstance(value, bool) or value is None:
-        return json.dumps(value)
+        return "yes" if value else ("no" if value is False else "none")
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, int | str):
         return str(value)
-    if isinstance(value, list) and all(
-        isinstance(item, int | float | str) and not isinstance(item, bool)
-        for item in value
-    ):
-        return ", ".join(_figure_text(item) for item in value) or "none"
+    if isinstance(value, list) and all(_is_scalar(item) for item in value):
+        return ", ".join(_figure_text(item) for item in value)
+    if isinstance(value, dict) and all(_is_scalar(item) for item in value.values()):
+        return ", ".join(
+            f"{humanise_key(str(key))} {_figure_text(item)}"
+            for key, item in value.items()
+        )
+    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        return "; ".join(_figure_text(item) for item in value)
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def _is_empty_container(value: Any) -> bool:
+    return isinstance(value, dict | list | tuple) and len(value) == 0
+
+
 def _figure_lines(figures: dict[str, Any]) -> list[tuple[str, str]]:
-    """Flatten a control's figures one level (``check.figure``) for the table.
+    """Return (label, text) pairs of one check's figures, empty ones left out.
 
     A value longer than ``_MAX_FIGURE_TEXT`` characters is cut; the full
     figures are in the embedded OSCAL results.
     """
-    lines: list[tuple[str, str]] = []
+    lines = []
     for name, value in figures.items():
-        if isinstance(value, dict) and value:
-            lines.extend(
-                (f"{name}.{key}", _figure_text(item)) for key, item in value.items()
-            )
+        if _is_empty_container(value):
+            continue
+        text = _figure_text(value)
+        if len(text) > _MAX_FIGURE_TEXT:
+            text = text[:_MAX_FIGURE_TEXT] + " [cut]"
+        lines.append((humanise_key(name), text))
+    return lines
+
+
+def _figure_groups(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Group a control's figures by check for the control table.
+
+    A control's figures map each check id to that check's figures; a value
+    that is not a mapping is shown as a figure of its own, in a group
+    without a heading. Groups left with no figure are dropped.
+    """
+    groups: list[dict[str, Any]] = []
+    loose: dict[str, Any] = {}
+    for name, value in figures.items():
+        if isinstance(value, dict):
+            lines = _figure_lines(value)
+            if lines:
+                groups.append({"check": humanise_key(name), "lines": lines})
         else:
-            lines.append((name, _figure_text(value)))
-    return [
-        (
-            name,
-            text
-            if len(text) <= _MAX_FIGURE_TEXT
-            else text[:_MAX_FIGURE_TEXT] + " [cut]",
-        )
-        for name, text in lines
-    ]
+            loose[name] = value
+    lines = _figure_lines(loose)
+    if lines:
+        groups.insert(0, {"check": None, "lines": lines})
+    return groups
 
 
 def _frameworks_context(evaluation: Evaluation) -> list[dict[str, Any]]:
@@ -526,7 +600,7 @@ def _frameworks_context(evaluation: Evaluation) -> list[dict[str, Any]]:
                     "title": control.title,
                     "status": control.status,
                     "rationale": control.rationale,
-                    "figures": _figure_lines(control.figures),
+                    "figures": _figure_groups(control.figures),
                     "cited_seqs": list(control.cited_seqs),
                 }
                 for control in framework.controls
@@ -534,6 +608,52 @@ def _frameworks_context(evaluation: Evaluation) -> list[dict[str, Any]]:
         }
         for framework in evaluation.frameworks
     ]
+
+
+def _check_figures(evaluation: Evaluation, check_id: str) -> dict[str, Any] | None:
+    for check in evaluation.checks:
+        if check.id == check_id:
+            return dict(check.figures)
+    return None
+
+
+def _override_summary(evaluation: Evaluation, stats: ScopeStatistics) -> dict[str, Any]:
+    """Return the headline override figures, the override-rate check's if it ran.
+
+    The check counts human reviews and, without any, service reviews; it
+    also counts reviews recorded after the period. Without the check, the
+    same rule is applied to the reviews recorded in the period.
+    """
+    figures = _check_figures(evaluation, "override-rate")
+    if figures is not None:
+        reviewers = figures.get("reviewers")
+        return {
+            "source": "check",
+            "reviewers": reviewers if reviewers in ("human", "service") else None,
+            "reviewed": int(figures.get("reviewed_decisions") or 0),
+            "overridden": int(figures.get("overridden") or 0),
+            "rate": figures.get("override_rate"),
+        }
+    reviewers, reviewed, overridden = stats.decision_overrides()
+    return {
+        "source": "period",
+        "reviewers": reviewers,
+        "reviewed": reviewed,
+        "overridden": overridden,
+        "rate": None if reviewed == 0 else overridden / reviewed,
+    }
+
+
+def _oversight_summary(evaluation: Evaluation) -> dict[str, Any] | None:
+    """Return the human-oversight check's counts, or None if it did not count."""
+    figures = _check_figures(evaluation, "human-oversight")
+    if figures is None or "needing_review" not in figures:
+        return None
+    return {
+        "needing_review": int(figures.get("needing_review") or 0),
+        "reviewed": int(figures.get("reviewed") or 0),
+        "service_only": int(figures.get("reviewed_by_service_only") or 0),
+    }
 
 
 def _summary_context(evaluation: Evaluation, stats: ScopeStatistics) -> dict[str, Any]:
@@ -552,6 +672,10 @@ def _summary_context(evaluation: Evaluation, stats: ScopeStatistics) -> dict[str
         "control_count": control_count,
         "severities": severities,
         "figures": stats.summary(),
+        "override": _override_summary(evaluation, stats),
+        "oversight": _oversight_summary(evaluation),
+        "human_prefix": HUMAN_PREFIX,
+        "service_prefix": SERVICE_PREFIX,
     }
 
 
@@ -614,6 +738,7 @@ def _document_context(
     evidence: _Evidence,
     max_embedded: int,
     files: dict[str, bytes],
+    date_basis: str,
 ) -> dict[str, Any]:
     """Return the values the pack template prints."""
     return {
@@ -621,10 +746,16 @@ def _document_context(
         "organisation": organisation,
         "origin": ledger.origin,
         "issued_at": issued_at,
+        "issue_date": {
+            "text": _display_time(issued_at),
+            "basis": date_basis,
+        },
+        "evaluated_at_text": _display_time(evaluation.evaluated_at),
         "period": {
             "start": evaluation.period_start,
             "end": evaluation.period_end,
             "text": _period_text(evaluation),
+            "span": _scope_span(ledger, scope),
         },
         "statuses": STATUSES,
         "frameworks": _frameworks_context(evaluation),
@@ -693,7 +824,11 @@ def prepare_pack(
             f"max embedded entries {max_embedded} is negative; give 0 or more",
             reason="bad-max-embedded",
         )
-    moment = issued_at or source_date()
+    if issued_at is not None:
+        moment, date_basis = issued_at, "given"
+    else:
+        moment = source_date()
+        date_basis = "source-date-epoch" if source_date_epoch_is_set() else "clock"
     issued_text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     checkpoint = _checkpoint_for(ledger, evaluation)
     log_key = _log_key(ledger, checkpoint)
@@ -738,6 +873,7 @@ def prepare_pack(
         evidence=evidence,
         max_embedded=max_embedded,
         files=files,
+        date_basis=date_basis,
     )
     attachments = [
         EmbeddedFile(name=name, data=data, description=_DESCRIPTIONS[name])
@@ -767,6 +903,25 @@ def _write_atomically(path: Path, data: bytes) -> None:
         ) from None
 
 
+_ACTOR = TypeAdapter(Actor)
+
+
+def _check_actor(actor: str) -> None:
+    """Validate ``actor`` by the rule for the actor of input records.
+
+    Raises:
+        InputError: ``actor`` is not ``user:ID`` or ``svc:ID``.
+    """
+    try:
+        _ACTOR.validate_python(actor)
+    except ValidationError as error:
+        problem = str(error.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise InputError(
+            f"actor {actor!r} {problem}; give --actor user:ID or svc:ID",
+            reason="invalid-actor",
+        ) from None
+
+
 def issue_pack(
     ledger: Ledger,
     evaluation: Evaluation,
@@ -778,15 +933,21 @@ def issue_pack(
     tsa_url: str | None = None,
     verify: bool = True,
     verification: VerifyResult | None = None,
+    actor: str = DEFAULT_ACTOR,
 ) -> IssuedPack:
     """Render, sign and write the audit pack; append its ``report_issued`` entry.
 
+    ``actor`` is who issued the pack (``user:ID`` or ``svc:ID``), named in
+    the ``report_issued`` entry; the CLI passes the person who ran it.
+
     Raises:
-        InputError: ``max_embedded`` is negative.
+        InputError: ``max_embedded`` is negative or ``actor`` is not
+            ``user:ID`` or ``svc:ID``; nothing is written.
         ReportError: rendering, signing or writing fails, or the evaluation
             does not match the ledger.
         KeyFileError: the log key cannot be loaded to sign the receipt.
     """
+    _check_actor(actor)
     prepared = prepare_pack(
         ledger,
         evaluation,
@@ -804,7 +965,7 @@ def issue_pack(
     receipt = ledger.append_ledger_record(
         "report_issued",
         {
-            "actor": "svc:govledger",
+            "actor": actor,
             "occurred_at": format_timestamp(datetime.now(UTC)),
             "pack_sha256": digest,
             "frameworks": prepared.manifest["frameworks"],

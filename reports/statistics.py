@@ -41,7 +41,7 @@ SERVICE_PREFIX = "svc:"
 
 
 def reviewer_kind(actor: object) -> str | None:
-    """Return ``"human"`` for a ``user:`` actor, ``"service"`` for ``svc:``, else None."""
+    """Return "human" for a ``user:`` actor, "service" for ``svc:``, else None."""
     if isinstance(actor, str):
         if actor.startswith(HUMAN_PREFIX):
             return "human"
