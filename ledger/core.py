@@ -117,6 +117,7 @@ class _Prepared:
     record_bytes: bytes
     salts: dict[str, bytes]
     target_source: _SourceTarget | None = None
+    index: int | None = None
 
 
 # A record that ``Ledger.prepare`` validated, ready for ``append_prepared``.
@@ -646,7 +647,9 @@ class Ledger:
                 commitments[name] = hashlib.sha256(salt + value_bytes).hexdigest()
             body = {**body, "personal": commitments}
         record_bytes = canonical_record_bytes(body, index=index)
-        return _Prepared(checked=checked, record_bytes=record_bytes, salts=salts)
+        return _Prepared(
+            checked=checked, record_bytes=record_bytes, salts=salts, index=index
+        )
 
     def _prepare_source_target(self, record: Any, index: int | None) -> _Prepared:
         """Prepare a record; a review targeting ``{"source": ...}`` waits for a seq.
@@ -784,6 +787,7 @@ class Ledger:
             checked=checked,
             record_bytes=canonical_record_bytes(stored, index=index),
             salts=item.salts,
+            index=index,
         )
 
     def _commit(
@@ -882,11 +886,53 @@ class Ledger:
             result.append(item)
         return result
 
+    def _check_review_targets(
+        self, connection: Connection, size: int, prepared: list[_Prepared]
+    ) -> None:
+        """Reject a review whose target is not an earlier entry.
+
+        A target seq must be below the review's own seq; a target entry
+        hash must be stored already (a hash of an entry in the same batch
+        cannot be known before the batch is written).
+
+        Raises:
+            RecordError: the target does not exist; nothing is written.
+        """
+        hashes: dict[str, tuple[int, _Prepared]] = {}
+        for offset, item in enumerate(prepared):
+            if item.checked.kind != "review":
+                continue
+            target = item.checked.body.get("target")
+            if not isinstance(target, dict):
+                continue
+            seq = size + offset
+            wanted = target.get("seq")
+            if isinstance(wanted, int) and not 0 <= wanted < seq:
+                raise _target_error(
+                    item, offset, f"seq {wanted} is not an earlier entry"
+                )
+            if isinstance(target.get("entry_hash"), str):
+                hashes[target["entry_hash"]] = (offset, item)
+        if not hashes:
+            return
+        known: set[str] = set()
+        wanted_hashes = sorted(hashes)
+        for start in range(0, len(wanted_hashes), 500):
+            chunk = wanted_hashes[start : start + 500]
+            rows = connection.execute(
+                select(EntryRow.entry_hash).where(EntryRow.entry_hash.in_(chunk))
+            )
+            known.update(row[0] for row in rows)
+        for value, (offset, item) in hashes.items():
+            if value not in known:
+                raise _target_error(item, offset, f"entry_hash {value} is not stored")
+
     def _write_entries(
         self, connection: Connection, head: ChainHead, prepared: list[_Prepared]
     ) -> list[dict[str, Any]]:
         if not prepared:
             return []
+        self._check_review_targets(connection, head.size, prepared)
         now = format_timestamp(self._clock())
         # recorded_at never goes backwards, even if the system clock does.
         recorded_at = max(now, head.last_recorded_at)
@@ -1362,6 +1408,17 @@ _LOCK_HEAD_SQL = (
     "SELECT id, origin, schema_version, size, head_hash, last_recorded_at, "
     "created_at, peaks FROM chain_head WHERE id = 1"
 )
+
+
+def _target_error(item: _Prepared, offset: int, problem: str) -> RecordError:
+    index = item.index if item.index is not None else offset
+    return RecordError(
+        f"record {index}: target: {problem}; a review must target an entry "
+        "already in the ledger",
+        errors=[{"field": "target", "problem": problem}],
+        index=index,
+        reason="unknown-target",
+    )
 
 
 def _as_bytes(value: Any) -> bytes:

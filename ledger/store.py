@@ -17,7 +17,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Index, LargeBinary, event
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlmodel import Field, SQLModel, create_engine
@@ -53,7 +53,9 @@ class EntryRow(SQLModel, table=True):
 
     __tablename__ = "entries"
 
-    seq: int = Field(primary_key=True)
+    seq: int = Field(
+        sa_column=Column(BigInteger, primary_key=True, autoincrement=False)
+    )
     entry_hash: str = Field(max_length=64)
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     kind: str = Field(max_length=32)
@@ -64,7 +66,7 @@ class EntryRow(SQLModel, table=True):
     model_name: str | None = Field(default=None, max_length=1024)
     model_version: str | None = Field(default=None, max_length=1024)
     confidence: float | None = None
-    target_seq: int | None = None
+    target_seq: int | None = Field(default=None, sa_column=Column(BigInteger))
     target_hash: str | None = Field(default=None, max_length=64)
     item_dataset: str | None = Field(default=None, max_length=1024)
     item_id: str | None = Field(default=None, max_length=1024)
@@ -90,7 +92,9 @@ class MerkleNode(SQLModel, table=True):
     __tablename__ = "merkle_nodes"
 
     level: int = Field(primary_key=True)
-    idx: int = Field(primary_key=True)
+    idx: int = Field(
+        sa_column=Column(BigInteger, primary_key=True, autoincrement=False)
+    )
     hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
@@ -102,7 +106,7 @@ class ChainHead(SQLModel, table=True):
     id: int = Field(primary_key=True)
     origin: str = Field(max_length=255)
     schema_version: int
-    size: int
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
     head_hash: str = Field(max_length=64)
     last_recorded_at: str = Field(max_length=32)
     created_at: str = Field(max_length=32)
@@ -117,7 +121,7 @@ class CheckpointRow(SQLModel, table=True):
     __tablename__ = "checkpoints"
 
     id: int | None = Field(default=None, primary_key=True)
-    tree_size: int = Field(index=True)
+    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     root_hash: str = Field(max_length=64)
     key_id: str = Field(max_length=8)
     note: str
@@ -132,7 +136,7 @@ class LogKeyRow(SQLModel, table=True):
     key_id: str = Field(primary_key=True, max_length=8)
     verifier_key: str = Field(max_length=1024)
     created_at: str = Field(max_length=32)
-    created_seq: int | None = None
+    created_seq: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class PersonalValue(SQLModel, table=True):
@@ -144,7 +148,9 @@ class PersonalValue(SQLModel, table=True):
 
     __tablename__ = "personal_values"
 
-    seq: int = Field(primary_key=True)
+    seq: int = Field(
+        sa_column=Column(BigInteger, primary_key=True, autoincrement=False)
+    )
     name: str = Field(primary_key=True, max_length=64)
     subject: str | None = Field(default=None, index=True, max_length=1024)
     salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

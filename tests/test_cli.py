@@ -203,9 +203,14 @@ def test_truncation_caught_by_trusted_checkpoint(run: Runner) -> None:
     run("append", str(path))
     run("checkpoint", "--publish", str(run.tmp_path / "witness"))
     with sqlite3.connect(run.tmp_path / "ledger.db") as connection:
-        for trigger in ("entries_no_delete", "checkpoints_no_delete"):
+        for trigger in (
+            "entries_no_delete",
+            "checkpoints_no_delete",
+            "merkle_nodes_no_delete",
+        ):
             connection.execute(f"DROP TRIGGER {trigger}")
         connection.execute("DELETE FROM entries WHERE seq >= 10")
+        connection.execute("DELETE FROM merkle_nodes WHERE idx >= (10 >> level)")
         connection.execute("DELETE FROM checkpoints")
         head = connection.execute(
             "SELECT entry_hash FROM entries WHERE seq = 9"

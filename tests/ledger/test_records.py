@@ -133,3 +133,18 @@ def test_duplicate_keys_rejected_before_validation() -> None:
     with pytest.raises(Exception) as error:
         parse_json('{"actor": "user:a", "actor": "user:b"}')
     assert "duplicate key 'actor'" in str(error.value)
+
+
+def test_review_of_seq_beyond_32_bits_is_stored(ledger: Ledger) -> None:
+    # PostgreSQL INTEGER stops at 2^31 - 1; seq columns are BIGINT.
+    ledger.append(decision())
+    review = {
+        "kind": "review",
+        "actor": "user:reviewer-1",
+        "occurred_at": "2026-01-01T11:00:00Z",
+        "target": {"seq": 2**40},
+        "verdict": "accept",
+    }
+    with pytest.raises(RecordError) as error:
+        ledger.append(review)
+    assert "target" in str(error.value)
