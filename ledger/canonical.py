@@ -329,5 +329,10 @@ def parse_json(text: str | bytes, *, path: str = "") -> Any:
             path=path,
             reason="invalid-json",
         ) from None
+    except ValueError as error:
+        # Python refuses integers of more than 4300 digits while parsing.
+        raise CanonicalJSONError(
+            f"invalid JSON number: {error}", path=path, reason="unsafe-integer"
+        ) from None
     check_canonicalizable(value, path=path)
     return value

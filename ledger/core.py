@@ -1493,6 +1493,11 @@ def _check_size(size: int, current: int, name: str) -> None:
 
 
 def _check_origin(origin: str) -> None:
+    if len(origin) > 255:
+        raise InputError(
+            f"origin is {len(origin)} characters long; use at most 255",
+            reason="bad-origin",
+        )
     if (
         not origin
         or origin != origin.strip()

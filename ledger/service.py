@@ -1439,6 +1439,10 @@ def create_app(
         version="1",
         summary="Append-only, verifiable compliance ledger.",
         lifespan=lifespan,
+        # The interactive docs pages load scripts from a public CDN; the
+        # schema stays at /openapi.json for any local viewer.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     app.state.query_names = {}
