@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from . import merkle
 from .canonical import canonical_bytes
 from .entries import (
+    DERIVED_COLUMNS,
     GENESIS_PREV,
     Entry,
     derived_columns,
@@ -1042,7 +1043,7 @@ class Ledger:
 
         Memory stays flat: rows are read in chunks by keyset pagination.
         """
-        columns = ", ".join(("seq", "entry_hash", "body", *_DERIVED_NAMES))
+        columns = ", ".join(("seq", "entry_hash", "body", *DERIVED_COLUMNS))
         bound = "" if end is None else " AND seq < ?"
         statement = (
             f"SELECT {columns} FROM entries WHERE seq > ?{bound} ORDER BY seq LIMIT ?"
@@ -1095,7 +1096,7 @@ class Ledger:
                 rows = connection.execute(statement).all()
             if not rows:
                 return
-            for seq, body, hex_hash in rows:
+            for _seq, body, hex_hash in rows:
                 yield parse_entry(bytes(body), hex_hash)
             last = rows[-1][0]
             if remaining is not None:
@@ -1385,25 +1386,9 @@ class Ledger:
         )
 
 
-_DERIVED_NAMES = (
-    "kind",
-    "actor",
-    "subject",
-    "recorded_at",
-    "occurred_at",
-    "model_name",
-    "model_version",
-    "confidence",
-    "target_seq",
-    "target_hash",
-    "item_dataset",
-    "item_id",
-    "source_system",
-    "source_ref",
-)
 
 
-_ENTRY_COLUMNS = ("seq", "entry_hash", "body", *_DERIVED_NAMES)
+_ENTRY_COLUMNS = ("seq", "entry_hash", "body", *DERIVED_COLUMNS)
 _LOCK_HEAD_SQL = (
     "SELECT id, origin, schema_version, size, head_hash, last_recorded_at, "
     "created_at, peaks FROM chain_head WHERE id = 1"

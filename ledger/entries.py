@@ -22,6 +22,7 @@ from .canonical import parse_json
 from .records import parse_occurred_at
 
 __all__ = [
+    "DERIVED_COLUMNS",
     "FORMAT_VERSION",
     "GENESIS_PREV",
     "Entry",

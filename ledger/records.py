@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -227,7 +227,7 @@ class DecisionRecord(_RecordBase):
     input_sha256: Hex64 | None = None
 
 
-ValidRecord = Union[AnnotationRecord, ReviewRecord, DecisionRecord]
+ValidRecord = AnnotationRecord | ReviewRecord | DecisionRecord
 _ADAPTER: TypeAdapter[ValidRecord] = TypeAdapter(
     Annotated[ValidRecord, Field(discriminator="kind")]
 )

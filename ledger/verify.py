@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from . import merkle
-from .entries import GENESIS_PREV, derived_columns, entry_hash, parse_entry
+from .entries import (
+    DERIVED_COLUMNS,
+    GENESIS_PREV,
+    derived_columns,
+    entry_hash,
+    parse_entry,
+)
 from .errors import ChainError, GovLedgerError
 from .store import EntryRow, MerkleNode
 
@@ -37,23 +43,6 @@ if TYPE_CHECKING:
     from .core import Ledger
 
 __all__ = ["Fault", "VerifyResult", "verify_ledger"]
-
-_DERIVED_NAMES = (
-    "kind",
-    "actor",
-    "subject",
-    "recorded_at",
-    "occurred_at",
-    "model_name",
-    "model_version",
-    "confidence",
-    "target_seq",
-    "target_hash",
-    "item_dataset",
-    "item_id",
-    "source_system",
-    "source_ref",
-)
 
 
 @dataclass(frozen=True)
@@ -130,7 +119,7 @@ def _columns_of(
     entry_kind: str, recorded_at: str, record: dict[str, Any]
 ) -> tuple[Any, ...]:
     derived = derived_columns(entry_kind, recorded_at, record)
-    return tuple(derived[name] for name in _DERIVED_NAMES)
+    return tuple(derived[name] for name in DERIVED_COLUMNS)
 
 
 def _parse_for_check(seq: int, body: bytes) -> Any:
@@ -193,7 +182,9 @@ class _ChainChecker:
             entry.kind, entry.recorded_at, entry.record
         ):
             expected = _columns_of(entry.kind, entry.recorded_at, entry.record)
-            for name, have, want in zip(_DERIVED_NAMES, columns, expected, strict=True):
+            for name, have, want in zip(
+                DERIVED_COLUMNS, columns, expected, strict=True
+            ):
                 if have != want:
                     raise _Stop(
                         Fault(
