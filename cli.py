@@ -155,6 +155,12 @@ def init(ctx: Context, origin: str, unsafe_unencrypted_key: bool) -> None:
         {"origin": origin, "verifier_key": verifier_key},
         f"created ledger {origin}\nverifier key: {verifier_key}",
     )
+    if unsafe_unencrypted_key and not os.environ.get("GOVLEDGER_KEY_PASSPHRASE"):
+        click.echo(
+            "warning: the private keys are not encrypted; later commands load "
+            "them only with GOVLEDGER_UNSAFE_UNENCRYPTED_KEY=1",
+            err=True,
+        )
 
 
 def _read_input(source: str) -> str:
@@ -1485,6 +1491,12 @@ def _export_oscal(
     help="Accept an unencrypted signing key, as GOVLEDGER_UNSAFE_UNENCRYPTED_KEY=1 "
     "does (not for production).",
 )
+@click.option(
+    "--actor",
+    default=None,
+    help="Who issues the pack, named in its report_issued entry: user:<id> or "
+    "svc:<id> [default: GOVLEDGER_ACTOR, else user:<login name>].",
+)
 @pass_context
 def report(
     ctx: Context,
@@ -1499,6 +1511,7 @@ def report(
     pkcs12_file: Path | None,
     tsa_url: str | None,
     unsafe_unencrypted_key: bool,
+    actor: str | None,
 ) -> None:
     """Evaluate, render, sign and write a PDF audit pack; record it in the ledger."""
     from ledger.core import default_key_dir
@@ -1529,6 +1542,7 @@ def report(
             max_embedded=max_embedded,
             tsa_url=tsa_url,
             verification=verification,
+            actor=actor or _default_actor(),
         )
     ctx.emit(
         {

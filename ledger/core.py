@@ -864,27 +864,46 @@ class Ledger:
             if source.get("ref") is not None:
                 keyed[(source["system"], source["ref"])] = None
         known: set[tuple[str, str]] = set()
+        stored_records: dict[tuple[str, str], bytes] = {}
         systems = {system for system, _ in keyed}
         for system in systems:
             refs = [ref for sys_, ref in keyed if sys_ == system]
             for start in range(0, len(refs), 500):
                 chunk = refs[start : start + 500]
                 rows = connection.execute(
-                    select(EntryRow.source_ref).where(
+                    select(EntryRow.source_ref, EntryRow.body).where(
                         EntryRow.source_system == system,
                         EntryRow.source_ref.in_(chunk),
                     )
                 )
-                known.update((system, ref) for (ref,) in rows)
+                for ref, body in rows:
+                    known.add((system, ref))
+                    stored_records[(system, ref)] = _record_part(bytes(body))
         result = []
+        changed = 0
         for item in prepared:
             source = item.checked.body.get("source") or {}
             key = (source.get("system"), source.get("ref"))
             if source.get("ref") is not None:
                 if key in known:
+                    stored = stored_records.get(key)  # type: ignore[arg-type]
+                    comparable = not item.salts and item.target_source is None
+                    if (
+                        comparable
+                        and stored is not None
+                        and stored != item.record_bytes
+                    ):
+                        changed += 1
                     continue
                 known.add(key)  # type: ignore[arg-type]
             result.append(item)
+        if changed:
+            logger.warning(
+                "%d skipped records differ from the entries already stored with "
+                "the same source ref; entries are append-only, so they were not "
+                "updated (append a review with a correction instead)",
+                changed,
+            )
         return result
 
     def _check_review_targets(
@@ -1386,13 +1405,18 @@ class Ledger:
         )
 
 
-
-
 _ENTRY_COLUMNS = ("seq", "entry_hash", "body", *DERIVED_COLUMNS)
 _LOCK_HEAD_SQL = (
     "SELECT id, origin, schema_version, size, head_hash, last_recorded_at, "
     "created_at, peaks FROM chain_head WHERE id = 1"
 )
+
+
+def _record_part(body: bytes) -> bytes:
+    """Return the JCS bytes of the record inside an entry's canonical bytes."""
+    start = body.find(b',"record":') + len(b',"record":')
+    end = body.rfind(b',"recorded_at":"')
+    return body[start:end]
 
 
 def _target_error(item: _Prepared, offset: int, problem: str) -> RecordError:

@@ -319,3 +319,15 @@ def test_unencrypted_key_needs_explicit_consent(
         del os.environ["GOVLEDGER_UNSAFE_UNENCRYPTED_KEY"]
     assert "appended seq 0" in accepted.stdout
     assert "unencrypted" in accepted.stderr
+
+
+def test_reimport_of_changed_records_warns(run: Runner) -> None:
+    lines = PRODIGY.read_text(encoding="utf-8").splitlines()[:50]
+    original = run.write("first.jsonl", "\n".join(lines) + "\n")
+    run("import", str(original), "--format", "prodigy", "--dataset", "d")
+    changed = [line.replace('"answer":"accept"', '"answer":"reject"') for line in lines]
+    edited = run.write("first.jsonl", "\n".join(changed) + "\n")
+    result = run("--json", "import", str(edited), "--format", "prodigy", "--dataset", "d")
+    assert json.loads(result.stdout)["appended"] == 0
+    differing = sum(a != b for a, b in zip(lines, changed, strict=True))
+    assert f"{differing} skipped records differ" in result.stderr
