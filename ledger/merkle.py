@@ -538,6 +538,10 @@ def verify_consistency(
     root, old or new.
     """
     action = "Consistency proof rejected"
+    if 0 < old_size == new_size and not proof and old_root == new_root:
+        # Two identical trees are consistent with nothing to hash, whatever
+        # the roots' length; the transparency-dev probes expect acceptance.
+        return
     _check_hash(new_root, "the new root", action)
     computed_old, computed_new = roots_from_consistency_proof(
         old_size, new_size, old_root, proof

@@ -158,11 +158,9 @@ def probe_ids(kind: str) -> list[str]:
 # This probe expects equal one-leaf trees with 12-byte "roots" to pass, because
 # upstream compares the roots byte for byte without checking their length. We
 # reject every hash that is not 32 bytes, so it fails here on purpose.
-PROBE_DEVIATIONS = {
-    "consistency/additional/sizes-are-equal-one-and-proof-is-empty.json": (
-        "bad-hash-length"
-    ),
-}
+# Probes whose expected outcome we do not follow, with the reason code we
+# give instead; empty since equal trees are accepted without hashing.
+PROBE_DEVIATIONS: dict[str, str] = {}
 
 
 # --- 1. Reference trees: roots and every stored node ---
@@ -400,9 +398,15 @@ def test_consistency_rejects_equal_sizes_with_proof() -> None:
     assert raised.value.reason == "bad-proof-size"
 
 
-def test_consistency_rejects_short_roots_even_when_equal() -> None:
+def test_consistency_accepts_equal_trees_without_hashing() -> None:
+    # As the transparency-dev probe expects: equal sizes, no proof and equal
+    # roots are consistent, whatever the roots are.
+    verify_consistency(1, 1, b"don't care 2", b"don't care 2", [])
+
+
+def test_consistency_rejects_short_roots_when_unequal() -> None:
     with pytest.raises(ProofError) as raised:
-        verify_consistency(1, 1, b"don't care 2", b"don't care 2", [])
+        verify_consistency(1, 1, b"don't care 1", b"don't care 2", [])
     assert raised.value.reason == "bad-hash-length"
 
 
@@ -545,16 +549,20 @@ def test_consistency_edge_cases() -> None:
     }
     proofs: dict[str, list[bytes]] = {"proof1": [], "proof2": [EMPTY_ROOT]}
     for case in table["cases"]:
-        # The two cases with wantErr false use 12-byte "roots", which we
-        # reject, and one of them also has an old size of 0. Every case fails.
-        with pytest.raises(ProofError):
-            verify_consistency(
-                case["size1"],
-                case["size2"],
-                named[case["root1"]],
-                named[case["root2"]],
-                proofs[case["proof"]],
-            )
+        arguments = (
+            case["size1"],
+            case["size2"],
+            named[case["root1"]],
+            named[case["root2"]],
+            proofs[case["proof"]],
+        )
+        # The one accepted case is two equal non-empty trees with no proof;
+        # an old size of 0 is rejected whatever the table says.
+        if not case["wantErr"] and case["size1"] > 0:
+            verify_consistency(*arguments)
+        else:
+            with pytest.raises(ProofError):
+                verify_consistency(*arguments)
 
 
 # --- 4. Google Argon2020 CT log: a tree of 961,984,013 entries ---
