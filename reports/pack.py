@@ -61,7 +61,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_EMBEDDED = 10_000
-# Who a report_issued entry names when the caller does not say who issued it.
+# The actor of a report_issued entry when the caller names no other.
 DEFAULT_ACTOR = "svc:govledger"
 MANIFEST_FORMAT = "govledger-audit-pack/1"
 # Cited entries printed in full under each finding; the rest are listed by seq.
@@ -510,7 +510,7 @@ def _cross_context(evaluation: Evaluation) -> list[dict[str, Any]]:
     return rows
 
 
-def humanise_key(key: str) -> str:
+def _humanise_key(key: str) -> str:
     """Return a figure or check name as words: ``max_skew_s`` -> ``max skew (s)``.
 
     Underscores and hyphens become spaces, and a trailing ``_s`` (seconds)
@@ -525,20 +525,38 @@ def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float | str)
 
 
+def _is_flat(value: Any) -> bool:
+    """Return whether ``value`` is a scalar or a list of scalars."""
+    if isinstance(value, list):
+        return all(_is_scalar(item) for item in value)
+    return _is_scalar(value)
+
+
 def _figure_text(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return "yes" if value else ("no" if value is False else "none")
+    """Return a figure as text: scalars plainly, flat lists and mappings as words.
+
+    A mapping of flat values reads ``key value, key value`` with keys
+    humanised, a list inside it is bracketed, and a list of such mappings
+    is joined by ``;``. Anything deeper is printed as JSON.
+    """
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, int | str):
         return str(value)
     if isinstance(value, list) and all(_is_scalar(item) for item in value):
         return ", ".join(_figure_text(item) for item in value)
-    if isinstance(value, dict) and all(_is_scalar(item) for item in value.values()):
-        return ", ".join(
-            f"{humanise_key(str(key))} {_figure_text(item)}"
-            for key, item in value.items()
-        )
+    if isinstance(value, dict) and all(_is_flat(item) for item in value.values()):
+        parts = []
+        for key, item in value.items():
+            text = _figure_text(item)
+            if isinstance(item, list):
+                text = f"[{text}]"
+            parts.append(f"{_humanise_key(str(key))} {text}")
+        return ", ".join(parts)
     if isinstance(value, list) and all(isinstance(item, dict) for item in value):
         return "; ".join(_figure_text(item) for item in value)
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
@@ -561,14 +579,14 @@ def _figure_lines(figures: dict[str, Any]) -> list[tuple[str, str]]:
         text = _figure_text(value)
         if len(text) > _MAX_FIGURE_TEXT:
             text = text[:_MAX_FIGURE_TEXT] + " [cut]"
-        lines.append((humanise_key(name), text))
+        lines.append((_humanise_key(name), text))
     return lines
 
 
 def _figure_groups(figures: dict[str, Any]) -> list[dict[str, Any]]:
     """Group a control's figures by check for the control table.
 
-    A control's figures map each check id to that check's figures; a value
+    A control's figures map each check id to that check's figures. A value
     that is not a mapping is shown as a figure of its own, in a group
     without a heading. Groups left with no figure are dropped.
     """
@@ -578,7 +596,7 @@ def _figure_groups(figures: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(value, dict):
             lines = _figure_lines(value)
             if lines:
-                groups.append({"check": humanise_key(name), "lines": lines})
+                groups.append({"check": _humanise_key(name), "lines": lines})
         else:
             loose[name] = value
     lines = _figure_lines(loose)
@@ -917,7 +935,7 @@ def _check_actor(actor: str) -> None:
     except ValidationError as error:
         problem = str(error.errors()[0]["msg"]).removeprefix("Value error, ")
         raise InputError(
-            f"actor {actor!r} {problem}; give --actor user:ID or svc:ID",
+            f"actor {actor!r} {problem}; give another --actor",
             reason="invalid-actor",
         ) from None
 

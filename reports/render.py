@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 from weasyprint import CSS, HTML, Attachment
 from weasyprint.urls import URLFetcher, URLFetchingError
 
@@ -34,8 +36,10 @@ __all__ = [
     "NoFetchURLFetcher",
     "html_to_pdf",
     "render_html",
+    "break_opportunities",
     "render_pdf",
     "source_date",
+    "source_date_epoch_is_set",
     "template_environment",
 ]
 
@@ -89,6 +93,28 @@ def source_date(now: datetime | None = None) -> datetime:
         ) from None
 
 
+def source_date_epoch_is_set() -> bool:
+    """Return whether SOURCE_DATE_EPOCH is set, so ``source_date`` is not now."""
+    return bool(os.environ.get("SOURCE_DATE_EPOCH"))
+
+
+# After every underscore, and after a dot that a letter or symbol follows
+# (so 0.667 does not break after its point).
+_BREAK_AFTER = re.compile(r"(_|\.(?=[^\d\s]))")
+
+
+def break_opportunities(value: Any) -> Markup:
+    """Escape ``value`` as text, then allow line breaks after ``_`` and ``.``.
+
+    A ``<wbr>`` goes after each underscore and each dot not followed by a
+    digit, so that long keys such as ``clock_skew_tolerance_s`` wrap
+    between words in a narrow column instead of in the middle of one.
+    Escaping comes first: the only markup in the result is ``<wbr>``.
+    """
+    escaped = str(escape(str(value)))
+    return Markup(_BREAK_AFTER.sub(r"\1<wbr>", escaped))
+
+
 def _format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -122,6 +148,7 @@ def template_environment() -> jinja2.Environment:
     )
     environment.filters["value"] = _format_value
     environment.filters["percent"] = _percent
+    environment.filters["breakable"] = break_opportunities
     return environment
 
 

@@ -490,7 +490,9 @@ def sign_pdf(
     signer = signers.SimpleSigner(
         signing_cert=certificate,
         signing_key=translate_pyca_cryptography_key_to_asn1(identity.private_key),
-        cert_registry=SimpleCertificateStore.from_certs([certificate, *chain]),
+        # pyHanko adds signing_cert to the CMS certificate set itself; also
+        # listing it here would embed it twice.
+        cert_registry=SimpleCertificateStore.from_certs(chain),
     )
     metadata = signers.PdfSignatureMetadata(
         field_name=SIGNATURE_FIELD,

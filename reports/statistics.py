@@ -1,11 +1,11 @@
 """Figures for the audit pack's charts, gathered in one pass over the entries.
 
-The figures describe the entries of the pack's period: decisions per day,
-how many decisions a person (``user:``) or only a service (``svc:``)
-reviewed, how often reviewers overrode the model, the confidence of
-decisions, and how often annotators of the same item agreed. They
-illustrate the evidence; the control statuses come from policy evaluation,
-not from here.
+The figures describe the entries of the pack's period. They count
+decisions per day, the decisions that a person (``user:``) or only a
+service (``svc:``) reviewed, how often reviewers overrode the model, the
+confidence of decisions, and how often annotators of the same item agreed.
+They illustrate the evidence; the control statuses come from policy
+evaluation, not from here.
 
 Only reviews recorded in the period count here, while the policy checks
 also count reviews recorded after it; the pack prefers the override-rate
@@ -171,11 +171,12 @@ class ScopeStatistics:
     def decision_overrides(self) -> tuple[str | None, int, int]:
         """Return (reviewers, reviewed decisions, overridden decisions).
 
-        The rule is the override-rate check's: human reviews count when a
-        decision of the period has any; otherwise service reviews count, and
-        ``reviewers`` says which (``"human"``, ``"service"``, or None when no
-        decision was reviewed). A decision is overridden when at least one
-        review of that kind rejected or corrected it.
+        The rule is the override-rate check's. Human reviews count when a
+        decision of the period has any, otherwise service reviews count.
+        ``reviewers`` names the kind that counted (``"human"`` or
+        ``"service"``), and is None when no decision was reviewed. A decision
+        is overridden when at least one review of that kind rejected or
+        corrected it.
         """
         for kind in ("human", "service"):
             reviewed = self._decisions_in(self._reviewed_by[kind])

@@ -3,13 +3,15 @@
 The checks run in this order, and each is reported by name:
 
 1. ``signature``: the PAdES signature is cryptographically valid and the
-   signed bytes are intact (pyHanko validation).
+   signed bytes are intact (pyHanko validation), and the ``/Contents``
+   value contains nothing but the CMS structure and zero padding.
 2. ``signature-coverage``: the signature covers the entire file; nothing
    was appended after signing (no incremental update).
 3. ``certificate-trust``: the signing certificate chains to a certificate
-   the auditor trusts (``trust``). A self-signed or unknown certificate
-   fails this check: a valid signature by an untrusted key proves nothing
-   about who issued the pack.
+   the auditor trusts (``trust``), byte for byte, and the signature's
+   certificate set contains no certificate outside that chain. A
+   self-signed or unknown certificate fails this check: a valid signature
+   by an untrusted key proves nothing about who issued the pack.
 4. ``manifest``: every embedded file matches its SHA-256 and size in
    ``manifest.json``, no file is missing or extra, and ``signing-cert.pem``
    is the certificate that signed.
@@ -206,6 +208,83 @@ class _Signed:
     signer_der: bytes | None
 
 
+def _padding_problem(contents: bytes) -> str | None:
+    """Return why ``/Contents`` is more than a DER structure and zeros, or None.
+
+    The signature value reserves room that the signer fills with zero bytes
+    after the CMS structure. The byte range leaves ``/Contents`` out, so a
+    change there is invisible to the digest and must be caught here.
+    """
+    from asn1crypto import parser
+
+    try:
+        parsed = parser.parse(contents, strict=False)
+    except ValueError as error:
+        return f"/Contents is not a DER structure ({error})"
+    used = len(parsed[3]) + len(parsed[4]) + len(parsed[5])
+    trailing = contents[used:]
+    nonzero = sum(1 for byte in trailing if byte != 0)
+    if nonzero:
+        return (
+            f"/Contents holds {nonzero} non-zero bytes after the CMS signature, "
+            "where only zero padding belongs: it was changed after signing"
+        )
+    return None
+
+
+def _certificate_set_problem(
+    signature: Any, status: Any, trust: Sequence[x509.Certificate]
+) -> str | None:
+    """Return why the signature's certificates are not the trusted ones, or None.
+
+    ``status.trusted`` from pyHanko means that the signer's key and name
+    chain to a trust anchor. Here the certificates are compared as DER
+    bytes: the chain must include a ``trust`` certificate byte for byte,
+    and every certificate in the CMS ``certificates`` set (RFC 5652 5.1),
+    which no signature covers, must be the signer's or one of its chain.
+    A certificate changed inside ``/Contents`` (say, a different serial
+    number) therefore fails trust even when the signature still verifies.
+    """
+    trusted = {
+        certificate.public_bytes(serialization.Encoding.DER) for certificate in trust
+    }
+    signer = signature.signer_cert
+    if signer.self_signed != "no" and signer.dump() not in trusted:
+        # A self-signed certificate re-issued with the same name and key
+        # chains to the original by RFC 5280 rules, but it is another
+        # certificate than the one the auditor obtained.
+        return (
+            f"the self-signed signing certificate (SHA-256 {signer.sha256.hex()}) "
+            "is not byte-identical to any certificate given with --trust, though "
+            "one has the same name and key"
+        )
+    path = status.validation_path
+    chain = {certificate.dump() for certificate in path} if path is not None else set()
+    chain.add(signer.dump())
+    if not chain & trusted:
+        return (
+            "no certificate of the signer's chain is byte-identical to a "
+            "certificate given with --trust"
+        )
+    choices = signature.signed_data["certificates"]
+    others = []
+    for choice in choices if choices else ():
+        if choice.name != "certificate":
+            continue
+        der = choice.chosen.dump()
+        if der not in chain and der not in trusted:
+            others.append(choice.chosen)
+    if others:
+        first = others[0]
+        return (
+            f"the signature's certificate set contains {len(others)} certificate(s) "
+            f"outside the signer's chain (first: serial {first.serial_number:x}, "
+            f"SHA-256 {first.sha256.hex()}); /Contents was changed after signing "
+            "or the signer added certificates that do not belong to the pack"
+        )
+    return None
+
+
 def _check_signature(
     data: bytes, trust: Sequence[x509.Certificate], result: PackVerification
 ) -> _Signed | None:
@@ -244,10 +323,13 @@ def _check_signature(
         fail_all(f"the signature cannot be validated ({type(error).__name__}: {error})")
         return None
 
-    result.intact = bool(status.intact)
+    padding = _padding_problem(signature.pkcs7_content)
+    result.intact = bool(status.intact) and padding is None
     result.valid = bool(status.valid)
     result.signer = status.signing_cert.subject.human_friendly
-    if result.intact and result.valid:
+    if padding is not None:
+        result.checks.append(CheckOutcome("signature", False, padding))
+    elif result.intact and result.valid:
         result.checks.append(
             CheckOutcome("signature", True, f"valid PAdES signature by {result.signer}")
         )
@@ -284,9 +366,16 @@ def _check_signature(
             )
         )
 
-    result.trusted = bool(status.trusted) and result.intact and result.valid
+    certificates = None
+    if status.trusted and result.intact and result.valid:
+        certificates = _certificate_set_problem(signature, status, trust)
+    result.trusted = (
+        bool(status.trusted) and result.intact and result.valid and not certificates
+    )
     if result.trusted:
         message = f"the certificate of {result.signer} chains to a trusted certificate"
+    elif certificates is not None:
+        message = f"the certificate of {result.signer} is not trusted: {certificates}"
     elif not trust:
         message = (
             "signature valid but certificate not trusted; pass --trust CERT with "

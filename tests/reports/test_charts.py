@@ -91,7 +91,7 @@ def test_charts_are_well_formed_svg() -> None:
     assert [chart.title for chart in charts] == [
         "Decisions over time",
         "Review coverage",
-        "Override rate",
+        "Review verdicts",
         "Confidence histogram",
         "Annotator agreement",
     ]
@@ -131,3 +131,40 @@ def test_many_days_grouped_by_month() -> None:
     chart = charts_for(stats)[0]
     assert "per month" in chart.caption
     assert "2026-02" in str(chart.svg)
+
+
+def _review(target: int, actor: str, verdict: str) -> dict:
+    return _entry(
+        "review", {"actor": actor, "target": {"seq": target}, "verdict": verdict}
+    )
+
+
+def test_statistics_service_reviews_not_human() -> None:
+    stats = ScopeStatistics()
+    for seq in range(4):
+        stats.add(seq, f"{seq:064x}", _entry("decision", {"confidence": 0.5}))
+    stats.add(4, "4" * 64, _review(0, "svc:ground-truth", "reject"))
+    stats.add(5, "5" * 64, _review(1, "svc:ground-truth", "accept"))
+    stats.add(6, "6" * 64, _review(2, "svc:ground-truth", "correct"))
+    summary = stats.summary()
+    assert summary["reviewed_decisions"] == 3
+    assert summary["human_reviewed_decisions"] == 0
+    assert summary["human_review_coverage"] == 0.0
+    assert summary["service_only_reviewed_decisions"] == 3
+    assert summary["service_reviews"] == 3
+    assert summary["human_reviews"] == 0
+    assert stats.decision_overrides() == ("service", 3, 2)
+
+
+def test_statistics_human_reviews_take_precedence() -> None:
+    stats = ScopeStatistics()
+    for seq in range(3):
+        stats.add(seq, f"{seq:064x}", _entry("decision", {"confidence": 0.5}))
+    stats.add(3, "3" * 64, _review(0, "svc:ground-truth", "reject"))
+    stats.add(4, "4" * 64, _review(1, "svc:ground-truth", "reject"))
+    stats.add(5, "5" * 64, _review(0, "user:reviewer-1", "accept"))
+    summary = stats.summary()
+    assert summary["human_reviewed_decisions"] == 1
+    assert summary["service_only_reviewed_decisions"] == 1
+    # As in the override-rate check: only human reviews count once there is one.
+    assert stats.decision_overrides() == ("human", 1, 0)

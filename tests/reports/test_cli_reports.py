@@ -8,6 +8,7 @@ evaluation of the real ledger.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import stat
@@ -157,6 +158,85 @@ def test_report_command_writes_verified_pack(
     assert entry.record["pack_sha256"] == data["sha256"]
     assert data["manifest"]["scope"]["start_seq"] == 0
     assert data["manifest"]["scope"]["end_seq"] == 42
+
+
+def _report_actor(
+    db: str, key_dir: Path, out: Path, monkeypatch: pytest.MonkeyPatch, *extra: str
+) -> str:
+    """Run `report` in-process; return the actor of its report_issued entry."""
+    monkeypatch.delenv("GOVLEDGER_ACTOR", raising=False)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--db",
+            db,
+            "--key-dir",
+            str(key_dir),
+            "--json",
+            "report",
+            "--framework",
+            "gdpr",
+            "--out",
+            str(out),
+            *extra,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    seq = json.loads(result.output)["report_issued_seq"]
+    with Ledger.open(db, config=LedgerConfig(key_dir=key_dir)) as ledger:
+        return str(ledger.get(seq).record["actor"])
+
+
+def test_report_actor_option_names_issuer(
+    initialised: tuple[str, Path],
+    fake_evaluate: list[dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db, key_dir = initialised
+    actor = _report_actor(
+        db, key_dir, tmp_path / "p.pdf", monkeypatch, "--actor", "user:officer-7"
+    )
+    assert actor == "user:officer-7"
+
+
+def test_report_actor_defaults_to_login_name(
+    initialised: tuple[str, Path],
+    fake_evaluate: list[dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db, key_dir = initialised
+    actor = _report_actor(db, key_dir, tmp_path / "p.pdf", monkeypatch)
+    assert actor == f"user:{getpass.getuser()}"
+    assert actor != "svc:govledger"
+
+
+def test_report_invalid_actor_is_usage_error(
+    initialised: tuple[str, Path], tmp_path: Path
+) -> None:
+    db, key_dir = initialised
+    with Ledger.open(db, config=LedgerConfig(key_dir=key_dir)) as ledger:
+        size = ledger.size
+    result = _run(
+        "--db",
+        db,
+        "--key-dir",
+        str(key_dir),
+        "report",
+        "--framework",
+        "gdpr",
+        "--out",
+        str(tmp_path / "p.pdf"),
+        "--actor",
+        "officer",
+    )
+    with Ledger.open(db, config=LedgerConfig(key_dir=key_dir)) as ledger:
+        size_after = ledger.size
+    assert result.returncode == 2, result.stderr
+    assert "actor 'officer'" in result.stderr
+    assert size_after == size
+    assert not (tmp_path / "p.pdf").exists()
 
 
 def test_export_oscal_ar(

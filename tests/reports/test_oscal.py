@@ -21,7 +21,10 @@ from reports.oscal import (
 from ..conftest import VECTORS
 from .support import create_ledger, evaluation_for, populate
 
-SCHEMA = VECTORS / "oscal" / "schema" / "oscal_assessment-results_schema_v1.1.2.json"
+SCHEMAS = {
+    version: VECTORS / "oscal" / "schema" / f"oscal_assessment-results_schema_v{version}.json"
+    for version in ("1.1.2", "1.2.1")
+}
 EXAMPLE = VECTORS / "oscal" / "examples" / "ifa_assessment-results-example.json"
 
 
@@ -41,9 +44,11 @@ def _translate_patterns(node: Any) -> Any:
     return node
 
 
-@pytest.fixture(scope="module")
-def validator() -> jsonschema.Draft7Validator:
-    schema = _translate_patterns(json.loads(SCHEMA.read_text(encoding="utf-8")))
+@pytest.fixture(scope="module", params=sorted(SCHEMAS))
+def validator(request: pytest.FixtureRequest) -> jsonschema.Draft7Validator:
+    """A validator of each OSCAL release schema the export must pass."""
+    path = SCHEMAS[request.param]
+    schema = _translate_patterns(json.loads(path.read_text(encoding="utf-8")))
     return jsonschema.Draft7Validator(schema)
 
 

@@ -13,8 +13,10 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
+from sqlalchemy import select
 
 from ledger.errors import InputError, ReportError
+from ledger.store import EntryRow
 from reports.pack import issue_pack, parse_period_bound, prepare_pack
 from reports.signing import ensure_signing_identity, load_signing_identity
 from reports.verify_pack import read_embedded_files, verify_pack
@@ -132,7 +134,7 @@ def test_pack_text_has_every_section(base_pack) -> None:
         "Charts",
         "Decisions over time",
         "Review coverage",
-        "Override rate",
+        "Review verdicts",
         "Confidence histogram",
         "Annotator agreement",
         "GDPR (2016/679)",
@@ -392,3 +394,58 @@ def test_parse_period_bound_invalid(value: str) -> None:
 
 def test_pack_checkpoint_key_is_the_log_key(base_pack) -> None:
     assert base_pack.files["log-key.txt"].decode().strip() == base_pack.log_key
+
+
+def test_report_issued_names_given_actor(tmp_path: Path, key_dir: Path) -> None:
+    with create_ledger(f"sqlite:///{tmp_path / 'l.db'}", key_dir) as ledger:
+        populate(ledger, days=1)
+        issued = issue_pack(
+            ledger,
+            evaluation_for(ledger),
+            out=tmp_path / "pack.pdf",
+            identity=other_identity(),
+            organisation="Example Health",
+            actor="user:officer-7",
+        )
+        entry = ledger.get(issued.receipt["seq"])
+        with ledger.engine.connect() as connection:
+            column = connection.execute(
+                select(EntryRow.actor).where(EntryRow.seq == issued.receipt["seq"])
+            ).scalar_one()
+    assert entry.kind == "report_issued"
+    assert entry.record["actor"] == "user:officer-7"
+    assert column == "user:officer-7"
+
+
+def test_report_issued_default_actor_is_service(base_pack) -> None:
+    from ledger import Ledger, LedgerConfig
+
+    with Ledger.open(
+        base_pack.url, config=LedgerConfig(key_dir=base_pack.key_dir)
+    ) as ledger:
+        entry = ledger.get(base_pack.receipt["seq"])
+    assert entry.record["actor"] == "svc:govledger"
+
+
+@pytest.mark.parametrize("actor", ["officer", "user:", "user: alice", "admin:x"])
+def test_issue_pack_invalid_actor_writes_nothing(
+    tmp_path: Path, key_dir: Path, actor: str
+) -> None:
+    out = tmp_path / "pack.pdf"
+    with create_ledger(f"sqlite:///{tmp_path / 'l.db'}", key_dir) as ledger:
+        populate(ledger, days=1)
+        size = ledger.size
+        with pytest.raises(InputError) as raised:
+            issue_pack(
+                ledger,
+                evaluation_for(ledger),
+                out=out,
+                identity=other_identity(),
+                organisation="Example Health",
+                actor=actor,
+            )
+        size_after = ledger.size
+    assert raised.value.reason == "invalid-actor"
+    assert repr(actor) in raised.value.message
+    assert size_after == size
+    assert not out.exists()

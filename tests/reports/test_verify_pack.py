@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
@@ -18,10 +22,16 @@ from ledger.checkpoints import parse_checkpoint, sign_checkpoint
 from ledger.keys import generate_log_key
 from reports.pack import issue_pack
 from reports.render import EmbeddedFile, html_to_pdf
+from reports.signing import (
+    SigningIdentity,
+    load_signing_identity,
+    self_signed_certificate,
+)
 from reports.verify_pack import CHECK_NAMES, read_embedded_files, verify_pack
 
 from .support import (
     ORIGIN,
+    PASSPHRASE,
     START,
     byte_range,
     create_ledger,
@@ -34,6 +44,17 @@ from .support import (
 )
 
 SIGNATURE_CHECKS = ("signature", "signature-coverage", "certificate-trust")
+CLI = Path(__file__).resolve().parents[2] / "cli.py"
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(CLI), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _outcome(result, name: str) -> bool | None:
@@ -300,3 +321,154 @@ def test_verify_pack_rejects_unsigned_pdf(base_pack) -> None:
     message = next(c.message for c in result.checks if c.name == "signature")
     assert result.failed[0] == "signature"
     assert "no signature" in message
+
+
+# -- changes inside /Contents, which the signed byte range leaves out ------------
+
+
+def _contents_span(pdf: bytes) -> tuple[int, int]:
+    """Return the offsets of the hex digits of /Contents (without < and >)."""
+    ranges = byte_range(pdf)
+    return ranges[1] + 1, ranges[2] - 1
+
+
+def _change_certificate_serial(
+    pdf: bytes, certificate: x509.Certificate, copy: int = 0
+) -> bytes:
+    """Change one hex digit of the serial number in a copy of ``certificate``."""
+    start, end = _contents_span(pdf)
+    hex_digits = pdf[start:end].decode("ascii").lower()
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    position = -1
+    for _ in range(copy + 1):
+        position = hex_digits.find(der.hex(), position + 1)
+        assert position >= 0, "the certificate is not in /Contents"
+    serial = certificate.serial_number
+    serial_bytes = serial.to_bytes((serial.bit_length() + 8) // 8, "big")
+    # The serial follows the version field at the start of the TBS part.
+    serial_at = der.find(serial_bytes)
+    assert 0 < serial_at < 32
+    digit = start + position + 2 * (serial_at + 2)
+    original = pdf[digit : digit + 1]
+    replacement = b"1" if original != b"1" else b"2"
+    changed = pdf[:digit] + replacement + pdf[digit + 1 :]
+    assert changed[start:end] != pdf[start:end]
+    return changed
+
+
+def _sign_with_certificate_twice(pdf: bytes, identity: SigningIdentity) -> bytes:
+    """Sign as govledger did before it embedded the signer's certificate once."""
+    from pyhanko.keys.internal import (
+        translate_pyca_cryptography_cert_to_asn1,
+        translate_pyca_cryptography_key_to_asn1,
+    )
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+    from pyhanko.sign.fields import SigSeedSubFilter
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    certificate = translate_pyca_cryptography_cert_to_asn1(identity.certificate)
+    signer = signers.SimpleSigner(
+        signing_cert=certificate,
+        signing_key=translate_pyca_cryptography_key_to_asn1(identity.private_key),
+        cert_registry=SimpleCertificateStore.from_certs([certificate]),
+    )
+    metadata = signers.PdfSignatureMetadata(
+        field_name="Signature1", subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256"
+    )
+    output = io.BytesIO()
+    signers.PdfSigner(metadata, signer=signer).sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(pdf)), output=output
+    )
+    return output.getvalue()
+
+
+def test_verify_pack_detects_changed_certificate_serial(
+    base_pack, tmp_path: Path
+) -> None:
+    certificate = x509.load_pem_x509_certificate(base_pack.cert_path.read_bytes())
+    path = tmp_path / "serial.pdf"
+    path.write_bytes(_change_certificate_serial(base_pack.data, certificate))
+    result = verify_pack(
+        path, trust=[base_pack.cert_path], verifier_key=base_pack.log_key
+    )
+    command = _run_cli(
+        "verify-pack",
+        str(path),
+        "--trust",
+        str(base_pack.cert_path),
+        "--key",
+        base_pack.log_key,
+    )
+    assert not result.ok
+    assert not result.trusted
+    assert "signature" in result.failed
+    assert command.returncode == 1, command.stdout
+    assert "all 7 checks passed" not in command.stdout
+
+
+def test_verify_pack_detects_changed_extra_certificate(
+    base_pack, tmp_path: Path
+) -> None:
+    # Packs signed before the fix carry the signer's certificate twice; the
+    # signer is matched to one copy, and the other is covered by no signature.
+    identity = load_signing_identity(base_pack.key_dir, passphrase=PASSPHRASE)
+    attachments = [
+        EmbeddedFile(name=name, data=data, description=name)
+        for name, data in base_pack.files.items()
+    ]
+    unsigned = html_to_pdf("<p>pack</p>", attachments, moment=START)
+    signed = _sign_with_certificate_twice(unsigned, identity)
+    original = verify_pack(
+        signed, trust=[base_pack.cert_path], verifier_key=base_pack.log_key
+    )
+    changed = _change_certificate_serial(signed, identity.certificate, copy=0)
+    result = verify_pack(
+        changed, trust=[base_pack.cert_path], verifier_key=base_pack.log_key
+    )
+    message = next(c.message for c in result.checks if c.name == "certificate-trust")
+    assert original.ok, original.failed
+    assert result.failed == ["certificate-trust"]
+    assert not result.trusted
+    assert "outside the signer's chain" in message
+
+
+def test_verify_pack_detects_changed_contents_padding(base_pack) -> None:
+    _, end = _contents_span(base_pack.data)
+    assert base_pack.data[end - 4 : end] == b"0000"
+    data = base_pack.data[: end - 2] + b"7" + base_pack.data[end - 1 :]
+    result = verify_pack(
+        data, trust=[base_pack.cert_path], verifier_key=base_pack.log_key
+    )
+    message = next(c.message for c in result.checks if c.name == "signature")
+    assert "signature" in result.failed
+    assert not result.intact
+    assert "non-zero bytes after the CMS signature" in message
+
+
+def test_pack_embeds_signing_certificate_once(base_pack) -> None:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(base_pack.data), strict=False)
+    signed_data = reader.embedded_signatures[0].signed_data
+    certificates = [choice.chosen.dump() for choice in signed_data["certificates"]]
+    assert len(certificates) == 1
+
+
+def test_verify_pack_rejects_reissued_certificate_as_trust(
+    base_pack, tmp_path: Path
+) -> None:
+    # Same subject and key, another serial: pyHanko's path check accepts it.
+    identity = load_signing_identity(base_pack.key_dir, passphrase=PASSPHRASE)
+    reissued = self_signed_certificate(identity.private_key, "Example Health")
+    original = identity.certificate
+    trusted = write_certificate(tmp_path / "reissued.pem", reissued)
+    result = verify_pack(
+        base_pack.data, trust=[trusted], verifier_key=base_pack.log_key
+    )
+    message = next(c.message for c in result.checks if c.name == "certificate-trust")
+    assert reissued.subject == original.subject
+    assert reissued.public_key() == original.public_key()
+    assert reissued.serial_number != original.serial_number
+    assert result.failed == ["certificate-trust"]
+    assert "not byte-identical" in message
