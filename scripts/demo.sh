@@ -14,8 +14,6 @@ if [ -z "${GOVLEDGER_KEY_PASSPHRASE:-}" ]; then
   export GOVLEDGER_KEY_PASSPHRASE="govledger-demo-only"
   echo "note: GOVLEDGER_KEY_PASSPHRASE is not set; the demo keys use a demo passphrase"
 fi
-# Same inputs give the same pack bytes before signing.
-export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1767225600}"
 
 step() { printf '\n== %s\n' "$*"; }
 
