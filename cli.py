@@ -378,7 +378,11 @@ def _import_reader(
 )
 @click.option("--until", default=None, help="Recorded before: a date or RFC 3339 time.")
 @click.option(
-    "--start", default=0, show_default=True, type=click.IntRange(min=0), help="First seq."
+    "--start",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="First seq.",
 )
 @click.option(
     "--limit",
@@ -719,7 +723,8 @@ def keys_rotate(ctx: Context) -> None:
         receipt, verifier_key = ledger.rotate_key()
     ctx.emit(
         {"receipt": receipt, "verifier_key": verifier_key},
-        f"rotated: new verifier key {verifier_key} (key_rotated entry seq {receipt['seq']})",
+        f"rotated: new verifier key {verifier_key} "
+        f"(key_rotated entry seq {receipt['seq']})",
     )
 
 

@@ -36,7 +36,9 @@ def build(workdir: Path, size: int) -> Ledger:
         key_dir=workdir / "keys", checkpoint_every=0, checkpoint_interval_s=0
     )
     ledger = Ledger.create(
-        f"sqlite:///{workdir / 'ledger.db'}", origin="bench.example/proofs", config=config
+        f"sqlite:///{workdir / 'ledger.db'}",
+        origin="bench.example/proofs",
+        config=config,
     )
     batch = 50_000
     for start in range(0, size, batch):

@@ -1042,7 +1042,11 @@ class Evidence:
                 d.c.seq < self.tree_size,
                 d.c.confidence.is_not(None),
             ]
-            split = d.c.occurred_at if windows.split_on == "occurred_at" else d.c.recorded_at
+            split = (
+                d.c.occurred_at
+                if windows.split_on == "occurred_at"
+                else d.c.recorded_at
+            )
             if windows.split_on == "occurred_at":
                 # Decisions of the period, split where they were made.
                 conditions.extend(self._scope(d))

@@ -89,7 +89,12 @@ def test_append_prints_signed_receipt(run: Runner) -> None:
     path = run.write("record.json", json.dumps(DECISION))
     receipt = json.loads(run("--json", "append", str(path)).stdout)
     assert set(receipt) == {
-        "origin", "seq", "entry_hash", "recorded_at", "key_id", "signature"
+        "origin",
+        "seq",
+        "entry_hash",
+        "recorded_at",
+        "key_id",
+        "signature",
     }
     shown = json.loads(run("--json", "show", "0").stdout)
     assert shown["entry_hash"] == receipt["entry_hash"]
@@ -99,7 +104,10 @@ def test_append_prints_signed_receipt(run: Runner) -> None:
     ("text", "words"),
     [
         (json.dumps(DECISION).replace("0.73", "NaN"), "confidence"),
-        (json.dumps({**DECISION, "output": {"count": 9007199254740993}}), "output.count"),
+        (
+            json.dumps({**DECISION, "output": {"count": 9007199254740993}}),
+            "output.count",
+        ),
         (json.dumps(DECISION).replace('"urgent"', '"\\ud800"'), "output"),
         ('{"actor": "user:a", "actor": "user:b"}', "duplicate key"),
         (json.dumps({**DECISION, "occurred_at": "2026-01-01T10:00:00"}), "time zone"),
@@ -253,7 +261,9 @@ def test_world_readable_key_rejected(run: Runner) -> None:
     assert size_of(run) == 0
 
 
-def test_wrong_passphrase_rejected(run: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_passphrase_rejected(
+    run: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GOVLEDGER_KEY_PASSPHRASE", "not the passphrase")
     path = run.write("record.json", json.dumps(DECISION))
     result = run("append", str(path), check=3)
@@ -279,7 +289,9 @@ def test_bad_key_argument_is_input_error(run: Runner, key: str) -> None:
 
 def test_binary_trusted_checkpoint_is_input_error(run: Runner) -> None:
     (run.tmp_path / "cp.bin").write_bytes(b"%PDF-1.7\n\xff\xfe")
-    result = run("verify", "--trusted-checkpoint", str(run.tmp_path / "cp.bin"), check=2)
+    result = run(
+        "verify", "--trusted-checkpoint", str(run.tmp_path / "cp.bin"), check=2
+    )
     assert "not UTF-8 text" in result.stderr
 
 
@@ -327,7 +339,9 @@ def test_reimport_of_changed_records_warns(run: Runner) -> None:
     run("import", str(original), "--format", "prodigy", "--dataset", "d")
     changed = [line.replace('"answer":"accept"', '"answer":"reject"') for line in lines]
     edited = run.write("first.jsonl", "\n".join(changed) + "\n")
-    result = run("--json", "import", str(edited), "--format", "prodigy", "--dataset", "d")
+    result = run(
+        "--json", "import", str(edited), "--format", "prodigy", "--dataset", "d"
+    )
     assert json.loads(result.stdout)["appended"] == 0
     differing = sum(a != b for a, b in zip(lines, changed, strict=True))
     assert f"{differing} skipped records differ" in result.stderr

@@ -116,4 +116,5 @@ def test_inclusion_proof(doc: dict[str, str]) -> None:
 def test_consistency_from_one_to_two(doc: dict[str, str]) -> None:
     old_root = bytes.fromhex(_line(doc, "entry-0-hash"))
     new_root = bytes.fromhex(_line(doc, "root-2"))
-    verify_consistency(1, 2, old_root, new_root, [bytes.fromhex(_line(doc, "entry-1-hash"))])
+    proof = [bytes.fromhex(_line(doc, "entry-1-hash"))]
+    verify_consistency(1, 2, old_root, new_root, proof)

@@ -13,12 +13,12 @@ import pytest
 
 from ledger import Ledger, LedgerConfig
 from ledger.checkpoints import open_checkpoint, publish_checkpoint, sign_checkpoint
+from ledger.errors import CheckpointError, ProofError
 from ledger.keys import generate_log_key
 from ledger.merkle import fold_right, leaf_hash, node_hash
 from ledger.note import parse_verifier_key
 from ledger.proofs import verify_proof_document
 from ledger.receipts import verify_receipt
-from ledger.errors import ProofError, CheckpointError
 
 from .test_verify import _records, drop_triggers, execute, fetch
 

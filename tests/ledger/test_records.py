@@ -65,7 +65,11 @@ def test_valid_decision_appends(ledger: Ledger) -> None:
         ({"actor": "user:a\u0000b"}, "actor", "U+0000"),
         ({"actor": "user:bob\u200b"}, "actor", "U+200B"),
         ({"actor": "user:bob "}, "actor", "white space"),
-        ({"occurred_at": "0001-01-01T00:00:00+01:00"}, "occurred_at", "years 1 to 9999"),
+        (
+            {"occurred_at": "0001-01-01T00:00:00+01:00"},
+            "occurred_at",
+            "years 1 to 9999",
+        ),
         ({"kind": "opinion"}, "kind", "annotation, review, decision"),
         ({"output": {"count": 9007199254740993}}, "output.count", "2^53"),
         ({"output": "\ud800"}, "output", "surrogate"),

@@ -22,7 +22,10 @@ from ..conftest import VECTORS
 from .support import create_ledger, evaluation_for, populate
 
 SCHEMAS = {
-    version: VECTORS / "oscal" / "schema" / f"oscal_assessment-results_schema_v{version}.json"
+    version: VECTORS
+    / "oscal"
+    / "schema"
+    / f"oscal_assessment-results_schema_v{version}.json"
     for version in ("1.1.2", "1.2.1")
 }
 EXAMPLE = VECTORS / "oscal" / "examples" / "ifa_assessment-results-example.json"
