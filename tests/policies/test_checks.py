@@ -621,3 +621,42 @@ def test_empty_ledger_checks_not_assessed(db_url: str, key_dir: Path) -> None:
     for result in results:
         assert result.status == "not-assessed", result.id
         assert result.rationale, result.id
+
+
+# -- a clean ledger -------------------------------------------------------------
+
+
+def test_clean_ledger_satisfies_planted_checks(db_url: str, key_dir: Path) -> None:
+    # The counterpart of the violation tests above: every decision below the
+    # review threshold is reviewed on time by a person who neither made nor
+    # annotated it, annotations carry a guideline, and clocks agree.
+    clock = Clock()
+    with create_ledger(db_url, key_dir, clock.at(T0)) as ledger:
+        ledger.append_many(
+            [
+                annotation("i1", "cat", actor="user:ann-1", occurred=T0),  # 0
+                annotation("i1", "cat", actor="user:ann-2", occurred=T0),  # 1
+                decision("c1", 0.4, occurred=T0),  # 2: needs review
+                decision("c2", 0.95, occurred=T0),  # 3: confident
+            ]
+        )
+        clock.at(T0 + HOUR)
+        ledger.append_many(
+            [
+                review(0, actor="user:rev-1", occurred=T0 + HOUR),  # 4
+                review(2, actor="user:rev-1", occurred=T0 + HOUR),  # 5
+            ]
+        )
+        results = {
+            check: run(ledger, check)
+            for check in (
+                "human-oversight",
+                "review-timeliness",
+                "segregation-of-duties",
+                "annotation-provenance",
+                "clock-skew",
+            )
+        }
+    for check, result in results.items():
+        assert result.status == "satisfied", (check, result.rationale)
+        assert result.findings == (), check
