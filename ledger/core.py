@@ -216,7 +216,7 @@ class Ledger:
         if url.startswith("sqlite:///"):
             database = Path(url[len("sqlite:///") :]).expanduser()
             if not database.is_file():
-                # Opening would create an empty file; say what is missing.
+                # Opening would create an empty file, so report what is missing.
                 raise StoreError(
                     f"ledger file {database} does not exist; check --db, or run "
                     "`govledger init` to create a new ledger"
@@ -936,9 +936,9 @@ class Ledger:
         if not hashes:
             return
         known: set[str] = set()
-        wanted_hashes = sorted(hashes)
-        for start in range(0, len(wanted_hashes), 500):
-            chunk = wanted_hashes[start : start + 500]
+        target_hashes = sorted(hashes)
+        for start in range(0, len(target_hashes), 500):
+            chunk = target_hashes[start : start + 500]
             rows = connection.execute(
                 select(EntryRow.entry_hash).where(EntryRow.entry_hash.in_(chunk))
             )
@@ -961,6 +961,7 @@ class Ledger:
         entry_rows = []
         personal_rows = []
         leaves = []
+
         for offset, item in enumerate(prepared):
             seq = size + offset
             body = entry_bytes(
@@ -987,8 +988,10 @@ class Ledger:
                     }
                 )
             prev = hex_hash
+
         peaks = self._peaks_of(connection, head)
         new_nodes, new_peaks = merkle.extend(peaks, size, leaves)
+
         _insert_many(connection, "entries", _ENTRY_COLUMNS, entry_rows)
         if new_nodes:
             _insert_many(
@@ -999,6 +1002,7 @@ class Ledger:
             )
         if personal_rows:
             connection.execute(insert(PersonalValue), personal_rows)
+
         _execute_driver_sql(
             connection,
             "UPDATE chain_head SET size = ?, head_hash = ?, last_recorded_at = ?, "
