@@ -43,7 +43,7 @@ class Context:
 
     def config(self, **overrides: Any) -> LedgerConfig:
         # A key written with `init --unsafe-unencrypted-key` loads only when
-        # GOVLEDGER_UNSAFE_UNENCRYPTED_KEY=1 says so again, with a warning.
+        # GOVLEDGER_UNSAFE_UNENCRYPTED_KEY=1 allows it again, with a warning.
         unsafe = os.environ.get("GOVLEDGER_UNSAFE_UNENCRYPTED_KEY") == "1"
         overrides.setdefault("unsafe_unencrypted_key", unsafe)
         return LedgerConfig(key_dir=self.key_dir, **overrides)
@@ -782,7 +782,7 @@ def _read_keys(value: str) -> list[str]:
 
 
 def _read_key(value: str) -> str:
-    """Read one verifier key (the last one, when a file holds several)."""
+    """Read one verifier key (the last one, when a file contains several)."""
     return _read_keys(value)[-1]
 
 

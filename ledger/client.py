@@ -375,7 +375,7 @@ class LedgerClient:
             ).json()
             if proof.get("leaf_hash") != entry_hash:
                 raise ProofError(
-                    f"inclusion check failed for seq {seq}: the log holds leaf "
+                    f"inclusion check failed for seq {seq}: the log contains leaf "
                     f"{proof.get('leaf_hash')}, the receipt promised {entry_hash}",
                     reason="leaf-mismatch",
                 )
@@ -392,7 +392,7 @@ class LedgerClient:
         """Send a request, retrying connection errors and 502/503/504.
 
         Raises:
-            ServiceError: the answer is another 4xx or 5xx, or the retries
+            ServiceError: the response is another 4xx or 5xx, or the retries
                 ran out.
         """
         attempt = 0

@@ -926,10 +926,10 @@ class Ledger:
             if not isinstance(target, dict):
                 continue
             seq = size + offset
-            wanted = target.get("seq")
-            if isinstance(wanted, int) and not 0 <= wanted < seq:
+            target_seq = target.get("seq")
+            if isinstance(target_seq, int) and not 0 <= target_seq < seq:
                 raise _target_error(
-                    item, offset, f"seq {wanted} is not an earlier entry"
+                    item, offset, f"seq {target_seq} is not an earlier entry"
                 )
             if isinstance(target.get("entry_hash"), str):
                 hashes[target["entry_hash"]] = (offset, item)
@@ -1348,9 +1348,9 @@ class Ledger:
         """Sign a checkpoint if ``checkpoint_every`` entries or
         ``checkpoint_interval_s`` seconds have passed since the last one.
 
-        The last checkpoint is cached per Ledger object; another process may
-        have made a newer one, in which case this one may sign a little
-        early, which is harmless.
+        The last checkpoint is cached per Ledger object. Another process may
+        have signed a newer one, so this one may sign a little early, which
+        is harmless.
         """
         every = self.config.checkpoint_every
         interval = self.config.checkpoint_interval_s
@@ -1359,16 +1359,21 @@ class Ledger:
         if self._last_checkpoint is None:
             latest = self.latest_checkpoint()
             if latest is not None:
-                made = datetime.strptime(latest.created_at, "%Y-%m-%dT%H:%M:%S.%fZ")
-                self._last_checkpoint = (latest.tree_size, made.replace(tzinfo=UTC))
+                signed_at = datetime.strptime(
+                    latest.created_at, "%Y-%m-%dT%H:%M:%S.%fZ"
+                )
+                self._last_checkpoint = (
+                    latest.tree_size,
+                    signed_at.replace(tzinfo=UTC),
+                )
         size = self.size if size is None else size
         if self._last_checkpoint is None:
             due = size > 0
         else:
-            last_size, made_at = self._last_checkpoint
+            last_size, signed_at = self._last_checkpoint
             due = bool(every) and size - last_size >= every
             if not due and interval and size > last_size:
-                age = self._clock() - made_at
+                age = self._clock() - signed_at
                 due = age.total_seconds() >= interval
         if due:
             try:

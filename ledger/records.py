@@ -48,6 +48,7 @@ _RFC3339 = re.compile(
     r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})?$"
 )
 
+
 def _plain_identifier(value: str) -> str:
     """Reject what makes an identifier print or compare misleadingly.
 
@@ -95,6 +96,8 @@ def _actor_form(value: str) -> str:
             "must be user:<id> or svc:<id>, e.g. user:ann-17 or svc:credit-model"
         )
     return value
+
+
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -134,7 +137,7 @@ class _Strict(BaseModel):
 
 
 class Source(_Strict):
-    """Where a record came from: the system and its own id for the record."""
+    """The origin of a record: the source system and that system's id for it."""
 
     system: Text
     ref: Text | None = None
@@ -277,7 +280,7 @@ class CheckedRecord:
     """A validated input record, split the way the ledger stores it.
 
     ``body`` is the record without ``kind`` and without ``personal``;
-    ``personal`` holds the erasable values, which never enter an entry.
+    ``personal`` contains the erasable values, which never enter an entry.
     """
 
     kind: str

@@ -683,7 +683,7 @@ def _split_records(body: Any, max_records: int) -> tuple[list[Any], bool]:
         return [body], True
     extra = sorted(name for name in body if name != "records")
     if extra:
-        raise _batch_error(extra[0], "unknown field; a batch holds only records")
+        raise _batch_error(extra[0], "unknown field; a batch contains only records")
     records = body["records"]
     if not isinstance(records, list):
         raise _batch_error("records", "must be a JSON array of records")
@@ -1220,7 +1220,7 @@ def run_verify(service: ServiceDep, principal: Auditor) -> dict[str, Any]:
 def create_api_token(
     service: ServiceDep, principal: TokenAdmin, document: JsonBody
 ) -> dict[str, Any]:
-    """Create an API token; the answer shows the token this once."""
+    """Create an API token. The response shows the token this once."""
     try:
         request = TokenCreate.model_validate(document.value)
     except ValidationError as error:

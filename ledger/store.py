@@ -46,7 +46,7 @@ SCHEMA_VERSION = 1
 class EntryRow(SQLModel, table=True):
     """One entry: its exact canonical bytes, its hash and derived columns.
 
-    ``body`` holds the RFC 8785 bytes that were hashed. Every other column
+    ``body`` contains the RFC 8785 bytes that were hashed. Every other column
     except ``entry_hash`` is derived from ``body`` for querying, and
     ``verify`` checks that they still agree with it.
     """
@@ -140,7 +140,7 @@ class LogKeyRow(SQLModel, table=True):
 
 
 class PersonalValue(SQLModel, table=True):
-    """An erasable personal value and its salt; the entry holds the commitment.
+    """An erasable personal value and its salt. The entry contains only the commitment.
 
     Rows are deleted on erasure (GDPR Art. 17); the commitment in the entry
     stays and still verifies against a copy of the value and salt.
@@ -300,7 +300,7 @@ def create_schema(engine: Engine) -> None:
 
 
 def schema_exists(engine: Engine) -> bool:
-    """Tell whether the database already holds a ledger.
+    """Return whether the database already contains a ledger.
 
     Raises:
         StoreError: the database cannot be reached (other than "no table").

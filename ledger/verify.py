@@ -7,7 +7,7 @@ For each entry, in order:
    smaller seq means an entry was inserted before it, a different one that
    entries were reordered or swapped);
 3. SHA-256(0x00 || body) equals the stored hash (else the body or the stored
-   hash changed; the next entry's ``prev`` tells which);
+   hash changed; the next entry's ``prev`` shows which);
 4. ``prev`` equals the previous entry's hash;
 5. the derived columns equal those computed from the body.
 
@@ -601,7 +601,7 @@ def _check_checkpoint_rows(checkpoints: Sequence[Any]) -> None:
 
     Rows get increasing ids, so a gap shows a deleted row (a deleted last
     row shows only against a trusted checkpoint). The tree size, root and
-    key ID columns must repeat what the signed note says.
+    key ID columns must equal the values in the signed note.
     """
     from .checkpoints import parse_checkpoint
 
@@ -649,7 +649,7 @@ def _note_text(note: str) -> str:
 
 
 def _check_no_extra_nodes(ledger: Ledger, size: int) -> None:
-    """Check that merkle_nodes holds exactly the nodes of a tree of ``size``.
+    """Check that merkle_nodes contains exactly the nodes of a tree of ``size``.
 
     Each stored node was compared while the tree was rebuilt; a node beyond
     the tree (planted ahead of future appends) is found here.
