@@ -461,9 +461,20 @@ def show(ctx: Context, seq: int, personal: bool) -> None:
     help="Verifier key (note form) to check the trusted checkpoint with; "
     "repeatable [default: the keys stored in the ledger].",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0, max=64),
+    default=None,
+    help="Worker processes that check ranges of entries; 0 checks in this "
+    "process [default: one per CPU, up to 8, for ledgers of 32,768 entries "
+    "or more].",
+)
 @pass_context
 def verify(
-    ctx: Context, trusted_checkpoint: Path | None, keys: tuple[str, ...]
+    ctx: Context,
+    trusted_checkpoint: Path | None,
+    keys: tuple[str, ...],
+    workers: int | None,
 ) -> None:
     """Verify every entry, link, Merkle node and checkpoint; exit 1 on a fault."""
     note = (
@@ -478,6 +489,7 @@ def verify(
                 trusted_checkpoint=note,
                 trusted_keys=[item for key in keys for item in _read_keys(key)],
                 progress=update,
+                workers=workers,
             )
     if result.ok:
         text = (

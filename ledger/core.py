@@ -1399,6 +1399,7 @@ class Ledger:
         trusted_checkpoint: str | None = None,
         trusted_keys: Sequence[str] = (),
         progress: Callable[[int], None] | None = None,
+        workers: int | None = None,
     ) -> Any:
         """Verify the whole ledger; return a ``VerifyResult``.
 
@@ -1411,6 +1412,7 @@ class Ledger:
             trusted_checkpoint=trusted_checkpoint,
             trusted_keys=trusted_keys,
             progress=progress,
+            workers=workers,
         )
 
 

@@ -17,6 +17,11 @@ at its size, and its signature is checked. At the end the chain head must
 match, and a trusted checkpoint, if given, must be a prefix of this ledger.
 Memory stays flat: rows are read in chunks and only the tree's peaks, the
 checkpoints and one chunk are held.
+
+The walk above runs only when needed. First, ``ledger.verify_rows`` checks
+the same rules over ranges of entries, in worker processes where the ledger
+is large; if every range passes, so would the walk. When a range fails, the
+walk runs from the start to locate and classify the first fault.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from .entries import (
 )
 from .errors import ChainError, GovLedgerError
 from .store import EntryRow, MerkleNode
+from .verify_rows import default_workers, iter_range_reports
 
 if TYPE_CHECKING:
     from .core import Ledger
@@ -285,41 +291,69 @@ class _TreeChecker:
         self.size += len(leaves)
         self._compare_stored(new_nodes)
 
+    def add_subtree(self, level: int, node: bytes) -> None:
+        """Add a perfect subtree of ``2**level`` leaves whose nodes were checked.
+
+        The tree's size must be a multiple of ``2**level``. Only the nodes
+        above the subtree are made and compared with the stored ones.
+        """
+        leaves = 1 << level
+        index = self.size >> level
+        new_nodes = []
+        while self.peaks and self.peaks[-1][0] == level:
+            left = self.peaks.pop()[2]
+            node = merkle.node_hash(left, node)
+            level += 1
+            index >>= 1
+            new_nodes.append((level, index, node))
+        self.peaks.append((level, index, node))
+        self.size += leaves
+        if new_nodes:
+            self._compare_stored(new_nodes)
+
     def root(self) -> bytes:
         return merkle.fold_right([node for _, _, node in self.peaks])
 
     def _compare_stored(self, nodes: list[tuple[int, int, bytes]]) -> None:
-        by_level: dict[int, dict[int, bytes]] = {}
+        from .core import _fetch_driver_sql
+
+        # merkle.extend makes each level's nodes in index order, with no gaps.
+        by_level: dict[int, list[tuple[int, bytes]]] = {}
         for level, idx, node in nodes:
-            by_level.setdefault(level, {})[idx] = node
+            by_level.setdefault(level, []).append((idx, node))
         with self.ledger.engine.connect() as connection:
             for level, wanted in by_level.items():
-                low, high = min(wanted), max(wanted)
-                stored = dict(
-                    connection.execute(
-                        select(MerkleNode.idx, MerkleNode.hash).where(
-                            MerkleNode.level == level,
-                            MerkleNode.idx >= low,
-                            MerkleNode.idx <= high,
-                        )
-                    ).all()
+                stored = [
+                    (idx, bytes(node))
+                    for idx, node in _fetch_driver_sql(
+                        connection,
+                        "SELECT idx, hash FROM merkle_nodes WHERE level = ? "
+                        "AND idx >= ? AND idx <= ? ORDER BY idx",
+                        (level, wanted[0][0], wanted[-1][0]),
+                    )
+                ]
+                if stored != wanted:
+                    _raise_node_fault(level, wanted, dict(stored))
+
+
+def _raise_node_fault(
+    level: int, wanted: list[tuple[int, bytes]], stored: dict[int, bytes]
+) -> None:
+    for idx, node in wanted:
+        have = stored.get(idx)
+        if have != node:
+            first = idx << level
+            raise _Stop(
+                Fault(
+                    "merkle-node-changed",
+                    f"stored Merkle node (level {level}, index {idx}) "
+                    f"over entries {first} to {first + (1 << level) - 1} "
+                    + ("is missing" if have is None else "was altered"),
+                    seq=first,
+                    expected=node.hex(),
+                    actual=None if have is None else have.hex(),
                 )
-                for idx, node in wanted.items():
-                    have = stored.get(idx)
-                    if have is None or bytes(have) != node:
-                        first = idx << level
-                        raise _Stop(
-                            Fault(
-                                "merkle-node-changed",
-                                f"stored Merkle node (level {level}, index {idx}) "
-                                f"over entries {first} to "
-                                f"{first + (1 << level) - 1} "
-                                + ("is missing" if have is None else "was altered"),
-                                seq=first,
-                                expected=node.hex(),
-                                actual=None if have is None else bytes(have).hex(),
-                            )
-                        )
+            )
 
 
 def _check_stored_checkpoint(
@@ -380,6 +414,7 @@ def verify_ledger(
     trusted_checkpoint: str | None = None,
     trusted_keys: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> VerifyResult:
     """Verify every entry, link, node and checkpoint; return the result.
 
@@ -388,7 +423,41 @@ def verify_ledger(
     form) if given, else with the log keys stored in the ledger, and the
     ledger must extend the tree it commits to (no truncation, rollback or
     rewrite). ``progress`` is called with the number of entries checked.
+
+    Entries are first checked in ranges (see ``ledger.verify_rows``) by
+    ``workers`` processes: None picks a number from the CPU count, 0 checks
+    in this process. If anything fails, the entries are walked again one at
+    a time, which locates and classifies the first fault.
     """
+    if workers is None:
+        workers = default_workers(ledger.head().size)
+    result = _verify_once(
+        ledger,
+        trusted_checkpoint=trusted_checkpoint,
+        trusted_keys=trusted_keys,
+        progress=progress,
+        range_workers=workers,
+    )
+    if result.fault is None:
+        return result
+    return _verify_once(
+        ledger,
+        trusted_checkpoint=trusted_checkpoint,
+        trusted_keys=trusted_keys,
+        progress=progress,
+        range_workers=None,
+    )
+
+
+def _verify_once(
+    ledger: Ledger,
+    *,
+    trusted_checkpoint: str | None,
+    trusted_keys: Sequence[str],
+    progress: Callable[[int], None] | None,
+    range_workers: int | None,
+) -> VerifyResult:
+    """Run one verification: by ranges with ``range_workers``, or per entry if None."""
     from .note import parse_verifier_key
 
     result = VerifyResult()
@@ -465,9 +534,29 @@ def verify_ledger(
                     chain.finish(_reference_hash(ledger, chain.pending[0], head))
                 raise
 
+        def next_boundary() -> int | None:
+            sizes = [trusted.checkpoint.size] if trusted is not None else []
+            if position < len(pending_checkpoints):
+                sizes.append(pending_checkpoints[position].tree_size)
+            later = [size for size in sizes if size > tree.size]
+            return min(later) if later else None
+
         settle_checkpoints()
+        if range_workers is not None:
+            _walk_ranges(
+                ledger,
+                head.size,
+                range_workers,
+                chain,
+                tree,
+                settle_checkpoints,
+                next_boundary,
+                progress,
+            )
         leaves: list[bytes] = []
-        for seq, stored, body, columns in ledger.iter_raw(end=head.size):
+        for seq, stored, body, columns in ledger.iter_raw(
+            start=chain.expected_seq, end=head.size
+        ):
             try:
                 leaves.append(chain.check(seq, stored, body, columns))
             except (TypeError, ValueError, AttributeError) as error:
@@ -559,6 +648,46 @@ def verify_ledger(
         result.fault = stop.fault
         result.entries_checked = chain.expected_seq
     return result
+
+
+def _walk_ranges(
+    ledger: Ledger,
+    size: int,
+    workers: int,
+    chain: _ChainChecker,
+    tree: _TreeChecker,
+    settle_checkpoints: Callable[[], None],
+    next_boundary: Callable[[], int | None],
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Check entries ``[0, size)`` by ranges and add them to the tree.
+
+    Every stored and trusted checkpoint is compared with the root at its size.
+    Raises ``_Stop`` with kind ``range-check-failed`` when a range breaks a
+    rule, and the caller then walks the entries one at a time.
+    """
+    for report in iter_range_reports(ledger.engine, 0, size, workers=workers):
+        if not report.passed or report.first_prev != chain.prev_hash:
+            raise _Stop(
+                Fault(
+                    "range-check-failed",
+                    f"entries {report.start} to {report.end - 1} failed the range "
+                    "check; walk them one at a time to locate the fault",
+                    seq=report.start,
+                )
+            )
+        # Add the range as its perfect subtrees, whose nodes the range check
+        # compared, stopping at each checkpoint size inside the range.
+        while tree.size < report.end:
+            boundary = next_boundary()
+            stop = report.end if boundary is None else min(boundary, report.end)
+            for level, index in merkle.subtree_addresses(tree.size, stop):
+                tree.add_subtree(level, report.node(level, index))
+            settle_checkpoints()
+        chain.prev_hash = str(report.last_hash)
+        chain.expected_seq = report.end
+        if progress:
+            progress(report.end)
 
 
 def _follow_key_rotations(ledger: Ledger, trusted: list[Any]) -> list[Any]:

@@ -204,6 +204,16 @@ def test_verify_detects_tampering_and_exits_1(run: Runner) -> None:
     assert data["fault"]["seq"] == 2
 
 
+def test_verify_workers_option(run: Runner) -> None:
+    path = run.write("record.json", json.dumps([DECISION] * 5))
+    run("append", str(path))
+    data = json.loads(run("--json", "verify", "--workers", "2").stdout)
+    assert data["ok"] is True
+    assert data["entries_checked"] == 5
+    result = run("verify", "--workers", "-1", check=2)
+    assert "--workers" in result.stderr
+
+
 def test_truncation_caught_by_trusted_checkpoint(run: Runner) -> None:
     import sqlite3
 

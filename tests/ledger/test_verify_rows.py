@@ -1,0 +1,294 @@
+"""The batch range check that verify runs before its per-entry walk.
+
+The range check must pass only what the walk passes, so each case below
+builds rows whose bodies hash correctly and checks that the range check
+agrees with the walk's derivation. The end-to-end tests run verify with
+small ranges and worker processes on both databases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ledger.verify as verify_module
+import ledger.verify_rows as verify_rows
+from ledger import Ledger, LedgerConfig
+from ledger.canonical import canonical_bytes
+from ledger.entries import DERIVED_COLUMNS, GENESIS_PREV, derived_columns
+from ledger.verify_rows import check_rows
+from tests.ledger.test_verify import drop_triggers, execute, fetch
+
+RECORDED_AT = "2026-03-01T12:00:00.000000Z"
+
+
+def _record(**changes: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "actor": "svc:credit-model",
+        "occurred_at": "2026-03-01T11:59:00Z",
+        "item": {"dataset": "applications", "id": "app-1"},
+        "model": {"name": "credit-risk", "version": "4.2.0"},
+        "output": "approve",
+        "confidence": 0.91,
+    }
+    record.update(changes)
+    return record
+
+
+def _row(
+    record: dict[str, Any],
+    *,
+    body: bytes | None = None,
+    columns: dict[str, Any] | None = None,
+    seq: int = 0,
+) -> tuple[Any, ...]:
+    """Build a stored row (seq, entry_hash, body, derived columns...).
+
+    The hash matches the body. The derived columns are computed from
+    ``record`` unless ``columns`` replaces some of them, as an attacker
+    editing the table would.
+    """
+    if body is None:
+        body = canonical_bytes(
+            {
+                "kind": "decision",
+                "prev": GENESIS_PREV,
+                "record": record,
+                "recorded_at": RECORDED_AT,
+                "seq": seq,
+                "v": 1,
+            }
+        )
+    derived = derived_columns("decision", RECORDED_AT, record)
+    derived.update(columns or {})
+    entry_hash = hashlib.sha256(b"\x00" + body).hexdigest()
+    return (seq, entry_hash, body, *(derived[name] for name in DERIVED_COLUMNS))
+
+
+def _passes(row: tuple[Any, ...]) -> bool:
+    report, _leaves = check_rows(row[0], row[0] + 1, [row])
+    return report.passed
+
+
+def test_clean_row_passes() -> None:
+    assert _passes(_row(_record()))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"occurred_at": "2026-03-01T12:59:00+01:00"},
+        {"occurred_at": "2026-03-01T11:59:00.250Z"},
+        {"confidence": 1},
+        {"model": None},
+        {"subject": {"id": "patient-7"}},
+        {"target": {"seq": 4, "entry_hash": "ab" * 32}},
+        {"source": {"system": "label-studio", "ref": "task-9"}},
+    ],
+)
+def test_rows_needing_exact_derivation_pass(changes: dict[str, Any]) -> None:
+    assert _passes(_row(_record(**changes)))
+
+
+@pytest.mark.parametrize(
+    ("changes", "columns"),
+    [
+        ({}, {"actor": "svc:other-model"}),
+        ({}, {"confidence": 0.92}),
+        ({}, {"occurred_at": "2026-03-01T11:58:00.000000Z"}),
+        ({}, {"item_id": None}),
+        ({"confidence": True}, {"confidence": 1.0}),
+        ({"target": {"seq": True}}, {"target_seq": 1}),
+        ({"actor": 7}, {"actor": "7"}),
+    ],
+)
+def test_rows_with_wrong_columns_fail(
+    changes: dict[str, Any], columns: dict[str, Any]
+) -> None:
+    assert not _passes(_row(_record(**changes), columns=columns))
+
+
+def test_float_target_seq_fails() -> None:
+    # JSON 2.0 parses as a float, which the walk does not derive as a seq.
+    record = _record(target={"seq": 2})
+    body = _row(record)[2].replace(b'"seq":2}', b'"seq":2.0}')
+    assert not _passes(_row(record, body=body))
+
+
+def test_boolean_seq_fails() -> None:
+    body = canonical_bytes(
+        {
+            "kind": "decision",
+            "prev": GENESIS_PREV,
+            "record": _record(),
+            "recorded_at": RECORDED_AT,
+            "seq": True,
+            "v": 1,
+        }
+    )
+    assert not _passes(_row(_record(), body=body, seq=1))
+
+
+def test_extra_entry_member_fails() -> None:
+    entry = {
+        "extra": 1,
+        "kind": "decision",
+        "prev": GENESIS_PREV,
+        "record": _record(),
+        "recorded_at": RECORDED_AT,
+        "seq": 0,
+        "v": 1,
+    }
+    assert not _passes(_row(_record(), body=canonical_bytes(entry)))
+
+
+def test_duplicate_keys_read_as_the_walk_reads_them() -> None:
+    # orjson, which the walk uses, keeps the last of duplicate keys.
+    body = canonical_bytes(
+        {
+            "kind": "decision",
+            "prev": GENESIS_PREV,
+            "record": _record(actor="svc:first"),
+            "recorded_at": RECORDED_AT,
+            "seq": 0,
+            "v": 1,
+        }
+    ).replace(b'"actor":"svc:first"', b'"actor":"svc:first","actor":"svc:last"')
+    assert _passes(_row(_record(actor="svc:last"), body=body))
+    assert not _passes(_row(_record(actor="svc:first"), body=body))
+
+
+def test_non_object_member_fails() -> None:
+    assert not _passes(_row(_record(model="credit-risk")))
+
+
+def test_changed_body_fails() -> None:
+    seq, entry_hash, body, *columns = _row(_record())
+    changed = body.replace(b"approve", b"decline")
+    assert not _passes((seq, entry_hash, changed, *columns))
+
+
+def test_rows_must_be_consecutive() -> None:
+    rows = [_row(_record(), seq=0), _row(_record(), seq=2)]
+    report, _leaves = check_rows(0, 2, rows)
+    assert not report.passed
+
+
+# End to end: verify with ranges of 64 entries, in worker processes.
+
+SIZE = 300
+
+
+@pytest.fixture
+def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verify_rows, "RANGE_SIZE", 64)
+
+
+@pytest.fixture
+def walks(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """Record each verification pass: range workers, or None for the walk."""
+    calls: list[int | None] = []
+    original = verify_module._verify_once
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["range_workers"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(verify_module, "_verify_once", recording)
+    return calls
+
+
+@pytest.fixture
+def checkpointed(db_url: str, key_dir: Path, small_ranges: None) -> Iterator[Ledger]:
+    # Checkpoints at 25, 75, 125, ... fall inside the 64-entry ranges.
+    config = LedgerConfig(key_dir=key_dir, checkpoint_every=50, checkpoint_interval_s=0)
+    with Ledger.create(db_url, origin="test.example/ledger", config=config) as opened:
+        for start in range(0, SIZE, 25):
+            batch = [
+                {
+                    "kind": "decision",
+                    **_record(item={"dataset": "applications", "id": f"app-{i}"}),
+                }
+                for i in range(start, start + 25)
+            ]
+            opened.append_many(batch)
+        yield opened
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_clean_ledger_passes_range_check(
+    checkpointed: Ledger, walks: list[int | None], workers: int
+) -> None:
+    result = checkpointed.verify(workers=workers)
+    assert result.ok, result.fault
+    assert result.entries_checked == SIZE
+    assert result.checkpoints_checked == 6
+    assert walks == [workers]
+
+
+def test_trusted_checkpoint_inside_range(
+    checkpointed: Ledger, walks: list[int | None]
+) -> None:
+    sizes = [c.tree_size for c in checkpointed.checkpoints()]
+    assert sizes == [25, 75, 125, 175, 225, 275]
+    trusted = checkpointed.checkpoints()[2]
+    result = checkpointed.verify(trusted_checkpoint=trusted.note, workers=2)
+    assert result.ok, result.fault
+    assert result.trusted_checkpoint_consistent is True
+    assert walks == [2]
+
+
+def _change_column(url: str) -> None:
+    execute(url, "UPDATE entries SET actor = 'svc:other' WHERE seq = 130")
+
+
+def _change_node(url: str) -> None:
+    # Level 3 lies inside a 64-entry range; the worker compares it.
+    execute(url, "UPDATE merkle_nodes SET hash = ? WHERE level = 3 AND idx = 20", (b"\x07" * 32,))
+
+
+def _change_high_node(url: str) -> None:
+    # Level 7 spans two ranges; the parent process compares it.
+    execute(url, "UPDATE merkle_nodes SET hash = ? WHERE level = 7 AND idx = 0", (b"\x07" * 32,))
+
+
+def _change_body(url: str) -> None:
+    (body,) = fetch(url, "SELECT body FROM entries WHERE seq = 200")[0]
+    changed = bytes(body).replace(b"approve", b"decline")
+    execute(url, "UPDATE entries SET body = ? WHERE seq = 200", (changed,))
+
+
+def _delete_row(url: str) -> None:
+    execute(url, "DELETE FROM entries WHERE seq = 64")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "kind", "seq"),
+    [
+        (_change_column, "derived-column-changed", 130),
+        (_change_node, "merkle-node-changed", 160),
+        (_change_high_node, "merkle-node-changed", 0),
+        (_change_body, "body-changed", 200),
+        (_delete_row, "entry-deleted", 64),
+    ],
+)
+def test_workers_report_the_walk_fault(
+    checkpointed: Ledger,
+    walks: list[int | None],
+    tamper: Any,
+    kind: str,
+    seq: int,
+) -> None:
+    url = checkpointed.engine.url.render_as_string(hide_password=False)
+    drop_triggers(url)
+    tamper(url)
+    result = checkpointed.verify(workers=2)
+    assert result.fault is not None
+    assert result.fault.kind == kind
+    assert result.fault.seq == seq
+    # The range check failed, so the walk ran to locate the fault.
+    assert walks == [2, None]
