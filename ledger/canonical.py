@@ -55,6 +55,33 @@ _encode = json.JSONEncoder(
 ).encode
 
 
+def _make_plain_encoder() -> Any:
+    """Return the C encoder behind ``_encode``, without circular-reference checks.
+
+    It is called only on values that ``_scan`` walked to the end, so they
+    contain no cycles, and without a markers dict it keeps no state between
+    calls. It returns the output as a sequence of strings. ``_encode`` is the
+    fallback where the C accelerator is missing.
+    """
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - CPython builds have it
+        return lambda value, _level: (_encode(value),)
+    return c_make_encoder(
+        None,  # markers: no circular-reference check
+        None,  # default: never called, every value has a JSON type
+        json.encoder.encode_basestring,
+        None,  # indent
+        ":",
+        ",",
+        True,  # sort_keys
+        False,  # skipkeys
+        False,  # allow_nan
+    )
+
+
+_encode_plain = _make_plain_encoder()
+
+
 class _NonFinite:
     """A NaN or Infinity token read by ``parse_json``; rejected by the walk."""
 
@@ -207,8 +234,33 @@ def _scan(value: Any) -> bool:
     Returns False when floats need the ECMAScript form or keys need UTF-16
     ordering; raises _Rejected for anything JCS cannot represent. Lone
     surrogates are caught later by the UTF-8 encoding of the output.
+    Strings, booleans and null inside a container are checked in the loop,
+    because they are most of a record and a call each would cost more than
+    the check.
     """
     kind = type(value)
+    if kind is dict:
+        plain = True
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Rejected
+            if not key.isascii() and max(key) > "\uffff":
+                plain = False
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if not _scan(item):
+                plain = False
+        return plain
+    if kind is list:
+        plain = True
+        for item in value:
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if not _scan(item):
+                plain = False
+        return plain
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
@@ -221,22 +273,6 @@ def _scan(value: Any) -> bool:
         if value.is_integer():
             return False
         return _FIXED_REPR_MIN <= abs(value) < _FIXED_REPR_MAX
-    if kind is dict:
-        plain = True
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _Rejected
-            if not key.isascii() and max(key) > "\uffff":
-                plain = False
-            if not _scan(item):
-                plain = False
-        return plain
-    if kind is list:
-        plain = True
-        for item in value:
-            if not _scan(item):
-                plain = False
-        return plain
     raise _Rejected
 
 
@@ -254,24 +290,25 @@ def canonical_bytes(value: Any, *, path: str = "") -> bytes:
         plain = _scan(value)
     except (_Rejected, RecursionError):
         plain = False
-    if plain:
-        prepared = value
-    else:
-        try:
-            prepared, exact = _prepare(value, path)
-        except RecursionError:
-            raise CanonicalJSONError(
-                "JSON nesting is too deep; flatten the value",
-                path=path,
-                reason="too-deep",
-            ) from None
-        if not exact:
-            try:
-                return rfc8785.dumps(value)
-            except rfc8785.CanonicalizationError as error:  # pragma: no cover
-                raise CanonicalJSONError(str(error), path=path) from error
     try:
-        return _encode(prepared).encode("utf-8")
+        if plain:
+            text = "".join(_encode_plain(value, 0))
+        else:
+            prepared, exact = _prepare(value, path)
+            if not exact:
+                try:
+                    return rfc8785.dumps(value)
+                except rfc8785.CanonicalizationError as error:  # pragma: no cover
+                    raise CanonicalJSONError(str(error), path=path) from error
+            text = _encode(prepared)
+    except RecursionError:
+        raise CanonicalJSONError(
+            "JSON nesting is too deep; flatten the value",
+            path=path,
+            reason="too-deep",
+        ) from None
+    try:
+        return text.encode("utf-8")
     except UnicodeEncodeError:
         bad_path = _find_lone_surrogate(value, path)
         raise CanonicalJSONError(

@@ -16,8 +16,9 @@ import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
@@ -29,7 +30,7 @@ from .entries import (
     DERIVED_COLUMNS,
     GENESIS_PREV,
     Entry,
-    derived_columns,
+    derived_values,
     entry_bytes,
     entry_hash,
     format_timestamp,
@@ -126,10 +127,17 @@ PreparedRecord = _Prepared
 
 
 class _ConnectionNodeReader:
-    """Read Merkle nodes inside one connection: level 0 from the entries."""
+    """Read Merkle nodes inside one connection: level 0 from the entries.
 
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
+    ``connection`` is a SQLAlchemy connection, or the driver cursor of an
+    append transaction.
+    """
+
+    def __init__(self, connection: Connection | _DriverCursor) -> None:
+        if isinstance(connection, _DriverCursor):
+            self._fetch = connection.fetch_all
+        else:
+            self._fetch = partial(_fetch_driver_sql, connection)
 
     def read_nodes(self, addresses: Sequence[tuple[int, int]]) -> list[bytes]:
         # At most two statements per call, whatever the number of levels: a
@@ -140,8 +148,7 @@ class _ConnectionNodeReader:
         found: dict[tuple[int, int], bytes] = {}
         if leaves:
             marks = ", ".join("?" for _ in leaves)
-            rows = _fetch_driver_sql(
-                self._connection,
+            rows = self._fetch(
                 f"SELECT seq, entry_hash FROM entries WHERE seq IN ({marks})",
                 tuple(leaves),
             )
@@ -149,8 +156,7 @@ class _ConnectionNodeReader:
                 found[(0, seq)] = bytes.fromhex(hex_hash)
         if inner:
             condition = " OR ".join("(level = ? AND idx = ?)" for _ in inner)
-            rows = _fetch_driver_sql(
-                self._connection,
+            rows = self._fetch(
                 f"SELECT level, idx, hash FROM merkle_nodes WHERE {condition}",
                 tuple(value for pair in inner for value in pair),
             )
@@ -540,7 +546,6 @@ class Ledger:
             body=body,
             personal={},
             occurred_at=self._clock(),
-            model=None,
         )
         record_bytes = canonical_record_bytes(body, index=None)
         return _Prepared(checked=checked, record_bytes=record_bytes, salts={})
@@ -693,7 +698,7 @@ class Ledger:
         )
 
     def _resolve_source_targets(
-        self, connection: Connection, head: ChainHead, prepared: list[_Prepared]
+        self, cursor: _DriverCursor, head: _LockedHead, prepared: list[_Prepared]
     ) -> list[_Prepared]:
         """Turn every ``target.source`` into the seq of the entry with that source.
 
@@ -712,7 +717,7 @@ class Ledger:
         }
         if not wanted:
             return prepared
-        in_ledger = self._seqs_by_source(connection, wanted)
+        in_ledger = self._seqs_by_source(cursor, wanted)
         in_batch: dict[tuple[str, str], int] = {}
         resolved = []
         for offset, item in enumerate(prepared):
@@ -743,22 +748,19 @@ class Ledger:
         return resolved
 
     def _seqs_by_source(
-        self, connection: Connection, keys: set[tuple[str, str]]
+        self, cursor: _DriverCursor, keys: set[tuple[str, str]]
     ) -> dict[tuple[str, str], int]:
         """Return the smallest seq of each (system, ref) present in the ledger."""
-        from sqlalchemy import func
-
         found: dict[tuple[str, str], int] = {}
         for system in {system for system, _ in keys}:
             refs = sorted(ref for other, ref in keys if other == system)
             for start in range(0, len(refs), 500):
-                rows = connection.execute(
-                    select(EntryRow.source_ref, func.min(EntryRow.seq))
-                    .where(
-                        EntryRow.source_system == system,
-                        EntryRow.source_ref.in_(refs[start : start + 500]),
-                    )
-                    .group_by(EntryRow.source_ref)
+                chunk = refs[start : start + 500]
+                rows = cursor.fetch_all(
+                    "SELECT source_ref, min(seq) FROM entries WHERE "
+                    f"source_system = ? AND source_ref IN ({_marks(chunk)}) "
+                    "GROUP BY source_ref",
+                    (system, *chunk),
                 )
                 found.update(((system, ref), int(seq)) for ref, seq in rows)
         return found
@@ -769,18 +771,9 @@ class Ledger:
         The record was validated with a placeholder seq, and every seq >= 0
         passes the schema, so it is not validated again.
         """
-        from .records import Target
-
         index = item.target_source.index if item.target_source else None
-        model = item.checked.model
         checked = replace(
-            item.checked,
-            body={**item.checked.body, "target": {"seq": seq}},
-            model=(
-                None
-                if model is None
-                else model.model_copy(update={"target": Target(seq=seq)})
-            ),
+            item.checked, body={**item.checked.body, "target": {"seq": seq}}
         )
         stored = json.loads(item.record_bytes)
         stored["target"] = {"seq": seq}
@@ -800,16 +793,18 @@ class Ledger:
         before_write: Callable[[Connection], None] | None = None,
     ) -> list[dict[str, Any]]:
         try:
-            with self._write_transaction() as connection:
+            callbacks = before_write is not None or after_write is not None
+            with self._write_transaction(callbacks) as transaction:
+                cursor = transaction.cursor
                 if skip_known_sources:
-                    prepared = self._drop_known_sources(connection, prepared)
-                head = self._lock_head(connection)
-                prepared = self._resolve_source_targets(connection, head, prepared)
+                    prepared = self._drop_known_sources(cursor, prepared)
+                head = self._lock_head(cursor)
+                prepared = self._resolve_source_targets(cursor, head, prepared)
                 if before_write is not None:
-                    before_write(connection)
-                rows = self._write_entries(connection, head, prepared)
+                    before_write(transaction.connection)
+                rows = self._write_entries(cursor, head, prepared)
                 if after_write is not None:
-                    after_write(connection, rows)
+                    after_write(transaction.connection, rows)
             return rows
         except IntegrityError as error:
             raise StoreError(
@@ -820,14 +815,23 @@ class Ledger:
                 f"database error, nothing was written: {error.orig}"
             ) from None
 
-    def _write_transaction(self) -> Any:
-        connection = self.engine.connect()
-        if self.engine.dialect.name == "sqlite":
-            connection = connection.execution_options(sqlite_immediate=True)
-        return _Transaction(connection)
+    def _write_transaction(self, callbacks: bool) -> Any:
+        """Return a context manager of an append transaction.
+
+        With ``callbacks`` the transaction runs on a SQLAlchemy connection,
+        which ``before_write`` and ``after_write`` receive. Without, it runs
+        on the pooled driver connection alone, which saves SQLAlchemy's work
+        around BEGIN and COMMIT on every one-record append.
+        """
+        if callbacks:
+            connection = self.engine.connect()
+            if self.engine.dialect.name == "sqlite":
+                connection = connection.execution_options(sqlite_immediate=True)
+            return _Transaction(connection)
+        return _DriverTransaction(self.engine)
 
     def _peaks_of(
-        self, connection: Connection, head: ChainHead
+        self, cursor: _DriverCursor, head: _LockedHead
     ) -> list[tuple[int, int, bytes]]:
         """Return the tree's peaks from the head row, or from the nodes if the
         head row does not hold them."""
@@ -836,27 +840,37 @@ class Ledger:
         if len(stored) == 32 * len(addresses):
             hashes = [stored[i : i + 32] for i in range(0, len(stored), 32)]
         else:
-            hashes = _ConnectionNodeReader(connection).read_nodes(addresses)
+            hashes = _ConnectionNodeReader(cursor).read_nodes(addresses)
         return [
             (level, idx, node)
             for (level, idx), node in zip(addresses, hashes, strict=True)
         ]
 
-    def _lock_head(self, connection: Connection) -> ChainHead:
+    def _lock_head(self, cursor: _DriverCursor) -> _LockedHead:
         """Read the chain head, locking it until the transaction ends.
 
         SQLite holds the database write lock since BEGIN IMMEDIATE;
         PostgreSQL takes the row lock here, which serializes appenders in
         every process on every machine.
+
+        Raises:
+            ChainError: the chain_head row is missing.
         """
         statement = _LOCK_HEAD_SQL
         if self.engine.dialect.name != "sqlite":
             statement += " FOR UPDATE"
-        row = connection.exec_driver_sql(statement).one()
-        return ChainHead(**row._mapping)
+        rows = cursor.fetch_all(statement)
+        if len(rows) != 1:
+            raise ChainError(
+                "the chain_head row is missing: the database was altered "
+                "outside govledger; restore it from a backup and verify it "
+                "against a trusted checkpoint",
+                reason="head-missing",
+            )
+        return _LockedHead(*rows[0])
 
     def _drop_known_sources(
-        self, connection: Connection, prepared: list[_Prepared]
+        self, cursor: _DriverCursor, prepared: list[_Prepared]
     ) -> list[_Prepared]:
         keyed: dict[tuple[str, str], None] = {}
         for item in prepared:
@@ -870,11 +884,10 @@ class Ledger:
             refs = [ref for sys_, ref in keyed if sys_ == system]
             for start in range(0, len(refs), 500):
                 chunk = refs[start : start + 500]
-                rows = connection.execute(
-                    select(EntryRow.source_ref, EntryRow.body).where(
-                        EntryRow.source_system == system,
-                        EntryRow.source_ref.in_(chunk),
-                    )
+                rows = cursor.fetch_all(
+                    "SELECT source_ref, body FROM entries WHERE "
+                    f"source_system = ? AND source_ref IN ({_marks(chunk)})",
+                    (system, *chunk),
                 )
                 for ref, body in rows:
                     known.add((system, ref))
@@ -907,7 +920,7 @@ class Ledger:
         return result
 
     def _check_review_targets(
-        self, connection: Connection, size: int, prepared: list[_Prepared]
+        self, cursor: _DriverCursor, size: int, prepared: list[_Prepared]
     ) -> None:
         """Reject a review whose target is not an earlier entry.
 
@@ -939,8 +952,9 @@ class Ledger:
         target_hashes = sorted(hashes)
         for start in range(0, len(target_hashes), 500):
             chunk = target_hashes[start : start + 500]
-            rows = connection.execute(
-                select(EntryRow.entry_hash).where(EntryRow.entry_hash.in_(chunk))
+            rows = cursor.fetch_all(
+                f"SELECT entry_hash FROM entries WHERE entry_hash IN ({_marks(chunk)})",
+                tuple(chunk),
             )
             known.update(row[0] for row in rows)
         for value, (offset, item) in hashes.items():
@@ -948,11 +962,11 @@ class Ledger:
                 raise _target_error(item, offset, f"entry_hash {value} is not stored")
 
     def _write_entries(
-        self, connection: Connection, head: ChainHead, prepared: list[_Prepared]
+        self, cursor: _DriverCursor, head: _LockedHead, prepared: list[_Prepared]
     ) -> list[dict[str, Any]]:
         if not prepared:
             return []
-        self._check_review_targets(connection, head.size, prepared)
+        self._check_review_targets(cursor, head.size, prepared)
         now = format_timestamp(self._clock())
         # recorded_at never goes backwards, even if the system clock does.
         recorded_at = max(now, head.last_recorded_at)
@@ -962,49 +976,49 @@ class Ledger:
         personal_rows = []
         leaves = []
 
-        for offset, item in enumerate(prepared):
-            seq = size + offset
+        seq = size
+        for item in prepared:
+            checked = item.checked
             body = entry_bytes(
                 seq=seq,
                 prev=prev,
-                kind=item.checked.kind,
+                kind=checked.kind,
                 recorded_at=recorded_at,
                 record_bytes=item.record_bytes,
             )
             leaf = entry_hash(body)
-            hex_hash = leaf.hex()
-            row = derived_columns(item.checked.kind, recorded_at, item.checked.body)
-            row.update(seq=seq, entry_hash=hex_hash, body=body)
-            entry_rows.append(row)
+            prev = leaf.hex()
+            entry_rows.append(
+                (
+                    seq,
+                    prev,
+                    body,
+                    *derived_values(checked.kind, recorded_at, checked.body),
+                )
+            )
             leaves.append(leaf)
             for name, salt in item.salts.items():
                 personal_rows.append(
-                    {
-                        "seq": seq,
-                        "name": name,
-                        "subject": item.checked.body.get("subject"),
-                        "salt": salt,
-                        "value": canonical_bytes(item.checked.personal[name]),
-                    }
+                    (
+                        seq,
+                        name,
+                        checked.body.get("subject"),
+                        salt,
+                        canonical_bytes(checked.personal[name]),
+                    )
                 )
-            prev = hex_hash
+            seq += 1
 
-        peaks = self._peaks_of(connection, head)
+        peaks = self._peaks_of(cursor, head)
         new_nodes, new_peaks = merkle.extend(peaks, size, leaves)
 
-        _insert_many(connection, "entries", _ENTRY_COLUMNS, entry_rows)
+        cursor.insert_many("entries", _ENTRY_COLUMNS, entry_rows)
         if new_nodes:
-            _insert_many(
-                connection,
-                "merkle_nodes",
-                ("level", "idx", "hash"),
-                [{"level": lv, "idx": ix, "hash": hs} for lv, ix, hs in new_nodes],
-            )
+            cursor.insert_many("merkle_nodes", ("level", "idx", "hash"), new_nodes)
         if personal_rows:
-            connection.execute(insert(PersonalValue), personal_rows)
+            cursor.insert_many("personal_values", _PERSONAL_COLUMNS, personal_rows)
 
-        _execute_driver_sql(
-            connection,
+        cursor.execute(
             "UPDATE chain_head SET size = ?, head_hash = ?, last_recorded_at = ?, "
             "peaks = ? WHERE id = 1",
             (
@@ -1015,11 +1029,7 @@ class Ledger:
             ),
         )
         return [
-            {
-                "seq": row["seq"],
-                "entry_hash": row["entry_hash"],
-                "recorded_at": recorded_at,
-            }
+            {"seq": row[0], "entry_hash": row[1], "recorded_at": recorded_at}
             for row in entry_rows
         ]
 
@@ -1417,10 +1427,88 @@ class Ledger:
 
 
 _ENTRY_COLUMNS = ("seq", "entry_hash", "body", *DERIVED_COLUMNS)
+_PERSONAL_COLUMNS = ("seq", "name", "subject", "salt", "value")
 _LOCK_HEAD_SQL = (
-    "SELECT id, origin, schema_version, size, head_hash, last_recorded_at, "
-    "created_at, peaks FROM chain_head WHERE id = 1"
+    "SELECT size, head_hash, last_recorded_at, peaks FROM chain_head WHERE id = 1"
 )
+
+
+class _LockedHead(NamedTuple):
+    """The chain_head columns that an append reads under the lock."""
+
+    size: int
+    head_hash: str
+    last_recorded_at: str
+    peaks: bytes | None
+
+
+class _DriverCursor:
+    """A DBAPI cursor inside an append transaction.
+
+    The append path runs its fixed statements here, written with ``?``
+    markers. SQLAlchemy's per-statement work (execution context, result
+    metadata) costs more than a one-row statement itself. Driver errors are
+    raised as SQLAlchemy's ``DBAPIError`` subclasses, as
+    ``Connection.execute`` raises them, with the driver error as ``orig``.
+    """
+
+    def __init__(self, dialect: Any, driver_connection: Any) -> None:
+        self._dialect = dialect
+        self._driver_error = dialect.loaded_dbapi.Error
+        self._cursor = driver_connection.cursor()
+
+    def _statement(self, statement: str) -> str:
+        if self._dialect.paramstyle == "qmark":
+            return statement
+        return statement.replace("?", "%s")
+
+    def _wrap(
+        self, statement: str, parameters: Any, error: Exception, many: bool
+    ) -> DBAPIError:
+        return DBAPIError.instance(
+            statement,
+            parameters,
+            error,
+            self._driver_error,
+            dialect=self._dialect,
+            ismulti=many,
+        )
+
+    def fetch_all(
+        self, statement: str, parameters: tuple[Any, ...] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Run one query; return its rows."""
+        statement = self._statement(statement)
+        try:
+            self._cursor.execute(statement, parameters)
+            return list(self._cursor.fetchall())
+        except self._driver_error as error:
+            raise self._wrap(statement, parameters, error, False) from error
+
+    def execute(self, statement: str, parameters: tuple[Any, ...] = ()) -> None:
+        """Run one statement that returns no rows."""
+        statement = self._statement(statement)
+        try:
+            self._cursor.execute(statement, parameters)
+        except self._driver_error as error:
+            raise self._wrap(statement, parameters, error, False) from error
+
+    def insert_many(
+        self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert rows, each a tuple in ``columns`` order, with executemany.
+
+        The columns hold plain str, int, float and bytes, which both drivers
+        take as they are.
+        """
+        marks = ", ".join("?" for _ in columns)
+        statement = self._statement(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+        )
+        try:
+            self._cursor.executemany(statement, rows)
+        except self._driver_error as error:
+            raise self._wrap(statement, rows, error, True) from error
 
 
 def _record_part(body: bytes) -> bytes:
@@ -1457,42 +1545,36 @@ def _fetch_driver_sql(
     return [tuple(row) for row in connection.exec_driver_sql(statement, parameters)]
 
 
-def _execute_driver_sql(
-    connection: Connection, statement: str, parameters: tuple[Any, ...]
-) -> None:
-    """Run one statement written with ``?`` markers on either driver."""
-    if connection.dialect.paramstyle != "qmark":
-        statement = statement.replace("?", "%s")
-    connection.exec_driver_sql(statement, parameters)
+def driver_cursor(connection: Connection) -> _DriverCursor:
+    """Return a driver cursor inside the open transaction of ``connection``.
+
+    Callbacks of ``Ledger.append_prepared`` use it to run their statements
+    without SQLAlchemy's per-statement work. Its methods take statements
+    written with ``?`` markers and raise SQLAlchemy's ``DBAPIError``
+    subclasses.
+    """
+    return _DriverCursor(connection.dialect, connection.connection.dbapi_connection)
 
 
-def _insert_many(
-    connection: Connection,
-    table: str,
-    columns: Sequence[str],
-    rows: list[dict[str, Any]],
-) -> None:
-    """Insert rows with the driver's executemany, skipping SQLAlchemy's
-    per-row parameter processing (the columns hold plain str, int, float and
-    bytes, which both drivers take as they are)."""
-    if connection.dialect.paramstyle == "qmark":
-        marks = ", ".join("?" for _ in columns)
-    else:
-        marks = ", ".join("%s" for _ in columns)
-    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-    values = [tuple(row[name] for name in columns) for row in rows]
-    connection.exec_driver_sql(statement, values)
+def _marks(values: Sequence[Any]) -> str:
+    """Return one ``?`` marker per value, comma-separated."""
+    return ", ".join("?" for _ in values)
 
 
 class _Transaction:
-    """A connection with an open transaction, committed on clean exit."""
+    """A SQLAlchemy connection with an open transaction, committed on clean exit.
+
+    Inside, ``connection`` is the SQLAlchemy connection and ``cursor`` a
+    driver cursor in the same transaction.
+    """
 
     def __init__(self, connection: Connection) -> None:
-        self._connection = connection
+        self.connection = connection
 
-    def __enter__(self) -> Connection:
-        self._transaction = self._connection.begin()
-        return self._connection
+    def __enter__(self) -> _Transaction:
+        self._transaction = self.connection.begin()
+        self.cursor = driver_cursor(self.connection)
+        return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         try:
@@ -1501,7 +1583,63 @@ class _Transaction:
             else:
                 self._transaction.rollback()
         finally:
-            self._connection.close()
+            self.connection.close()
+
+
+class _DriverTransaction:
+    """A pooled driver connection with an open transaction, committed on clean exit.
+
+    It does what ``_Transaction`` does without a SQLAlchemy connection: on
+    SQLite it starts with BEGIN IMMEDIATE, as the engine's begin hook does
+    for writes (``store.make_engine``), and psycopg opens the transaction at
+    the first statement. Inside, ``cursor`` runs the statements and
+    ``connection`` is None. Driver errors are raised as SQLAlchemy's
+    ``DBAPIError`` subclasses.
+    """
+
+    connection = None
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __enter__(self) -> _DriverTransaction:
+        self._pooled = self._engine.raw_connection()
+        try:
+            self._driver = self._pooled.dbapi_connection
+            self.cursor = _DriverCursor(self._engine.dialect, self._driver)
+            if self._engine.dialect.name == "sqlite":
+                self.cursor.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._pooled.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            if exc_type is None:
+                try:
+                    self._driver.commit()
+                except self._engine.dialect.loaded_dbapi.Error as error:
+                    self._rollback()
+                    raise DBAPIError.instance(
+                        "COMMIT",
+                        (),
+                        error,
+                        self._engine.dialect.loaded_dbapi.Error,
+                        dialect=self._engine.dialect,
+                    ) from error
+            else:
+                self._rollback()
+        finally:
+            self._pooled.close()
+
+    def _rollback(self) -> None:
+        """Roll back; a connection that cannot is dropped from the pool."""
+        try:
+            self._driver.rollback()
+        except self._engine.dialect.loaded_dbapi.Error as error:
+            logger.warning("rollback failed, dropping the connection: %s", error)
+            self._pooled.invalidate()
 
 
 def _check_size(size: int, current: int, name: str) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "GENESIS_PREV",
     "Entry",
     "derived_columns",
+    "derived_values",
     "entry_bytes",
     "entry_hash",
     "format_timestamp",
@@ -171,51 +172,81 @@ def normalize_time(value: str) -> str | None:
         return None
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+# Read in place of a missing or malformed object member; never written to.
+_NO_MEMBERS: dict[str, Any] = {}
+
+
+def derived_values(
+    kind: str, recorded_at: str, record: dict[str, Any]
+) -> tuple[Any, ...]:
+    """Compute the query columns of an entry from its record.
+
+    The values come in ``DERIVED_COLUMNS`` order. This function is the single
+    definition behind ``derived_columns``, which appending and ``verify``
+    both use, so the two cannot drift apart. Appending inserts the tuple as
+    it is.
+    """
+    get = record.get
+    item = get("item")
+    if not isinstance(item, dict):
+        item = _NO_MEMBERS
+    model = get("model")
+    if not isinstance(model, dict):
+        model = _NO_MEMBERS
+    target = get("target")
+    if not isinstance(target, dict):
+        target = _NO_MEMBERS
+    source = get("source")
+    if not isinstance(source, dict):
+        source = _NO_MEMBERS
+    actor = get("actor")
+    subject = get("subject")
+    occurred_at = get("occurred_at")
+    confidence = get("confidence")
+    model_name = model.get("name")
+    model_version = model.get("version")
+    target_seq = target.get("seq")
+    target_hash = target.get("entry_hash")
+    item_dataset = item.get("dataset")
+    item_id = item.get("id")
+    source_system = source.get("system")
+    source_ref = source.get("ref")
+    return (
+        kind,
+        actor if isinstance(actor, str) else None,
+        subject if isinstance(subject, str) else None,
+        recorded_at,
+        normalize_time(occurred_at) if isinstance(occurred_at, str) else None,
+        model_name if isinstance(model_name, str) else None,
+        model_version if isinstance(model_version, str) else None,
+        (
+            float(confidence)
+            if isinstance(confidence, (int, float)) and not isinstance(confidence, bool)
+            else None
+        ),
+        (
+            target_seq
+            if isinstance(target_seq, int) and not isinstance(target_seq, bool)
+            else None
+        ),
+        target_hash if isinstance(target_hash, str) else None,
+        item_dataset if isinstance(item_dataset, str) else None,
+        item_id if isinstance(item_id, str) else None,
+        source_system if isinstance(source_system, str) else None,
+        source_ref if isinstance(source_ref, str) else None,
+    )
 
 
 def derived_columns(
     kind: str, recorded_at: str, record: dict[str, Any]
 ) -> dict[str, Any]:
-    """Compute the query columns of an entry from its record.
+    """Compute the query columns of an entry from its record, by column name.
 
-    The function is the single definition used both when appending and when
-    ``verify`` re-derives the columns, so the two cannot drift apart.
+    See ``derived_values``, which this function wraps.
     """
-    item = record.get("item") if isinstance(record.get("item"), dict) else {}
-    model = record.get("model") if isinstance(record.get("model"), dict) else {}
-    target = record.get("target") if isinstance(record.get("target"), dict) else {}
-    source = record.get("source") if isinstance(record.get("source"), dict) else {}
-    occurred_at = None
-    if isinstance(record.get("occurred_at"), str):
-        occurred_at = normalize_time(record["occurred_at"])
-    confidence = record.get("confidence")
-    target_seq = target.get("seq")
-    return {
-        "kind": kind,
-        "actor": _text(record.get("actor")),
-        "subject": _text(record.get("subject")),
-        "recorded_at": recorded_at,
-        "occurred_at": occurred_at,
-        "model_name": _text(model.get("name")),
-        "model_version": _text(model.get("version")),
-        "confidence": (
-            float(confidence)
-            if isinstance(confidence, (int, float)) and not isinstance(confidence, bool)
-            else None
-        ),
-        "target_seq": (
-            target_seq
-            if isinstance(target_seq, int) and not isinstance(target_seq, bool)
-            else None
-        ),
-        "target_hash": _text(target.get("entry_hash")),
-        "item_dataset": _text(item.get("dataset")),
-        "item_id": _text(item.get("id")),
-        "source_system": _text(source.get("system")),
-        "source_ref": _text(source.get("ref")),
-    }
+    return dict(
+        zip(DERIVED_COLUMNS, derived_values(kind, recorded_at, record), strict=True)
+    )
 
 
 def dumps_record(record: dict[str, Any]) -> str:

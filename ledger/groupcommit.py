@@ -29,13 +29,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
+from .core import driver_cursor
 from .entries import format_timestamp
 from .errors import GovLedgerError, InputError, StoreError
 from .receipts import make_receipt
-from .store import IdempotencyRow
 
 if TYPE_CHECKING:
     from .core import Ledger, PreparedRecord
@@ -51,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 # Keys looked up per statement, well below SQLite's bound-parameter limit.
 _LOOKUP_CHUNK = 500
+_IDEMPOTENCY_COLUMNS = ("key", "request_sha256", "response", "created_at")
 
 
 class IdempotencyConflictError(InputError):
@@ -384,18 +384,18 @@ class GroupCommitter:
             # a key missing here is still missing at the commit.
             if not claimed:
                 return
+            cursor = driver_cursor(connection)
             keys = sorted(claimed)
             for start in range(0, len(keys), _LOOKUP_CHUNK):
-                rows = connection.execute(
-                    select(IdempotencyRow).where(
-                        IdempotencyRow.key.in_(keys[start : start + _LOOKUP_CHUNK])
-                    )
-                ).all()
-                for row in rows:
-                    found[claimed[row.key]] = (
-                        row.request_sha256,
-                        json.loads(row.response),
-                    )
+                chunk = keys[start : start + _LOOKUP_CHUNK]
+                marks = ", ".join("?" for _ in chunk)
+                rows = cursor.fetch_all(
+                    "SELECT key, request_sha256, response FROM idempotency_keys "
+                    f"WHERE key IN ({marks})",
+                    tuple(chunk),
+                )
+                for key, request_sha256, response in rows:
+                    found[claimed[key]] = (request_sha256, json.loads(response))
             if found:
                 raise _KeysAlreadyStored
 
@@ -408,15 +408,17 @@ class GroupCommitter:
                 claim = batch[index].claim
                 if claim is not None:
                     values.append(
-                        {
-                            "key": claim.stored_key,
-                            "request_sha256": claim.request_sha256,
-                            "response": json.dumps(rows, separators=(",", ":")),
-                            "created_at": created_at,
-                        }
+                        (
+                            claim.stored_key,
+                            claim.request_sha256,
+                            json.dumps(rows, separators=(",", ":")),
+                            created_at,
+                        )
                     )
             if values:
-                connection.execute(insert(IdempotencyRow), values)
+                driver_cursor(connection).insert_many(
+                    "idempotency_keys", _IDEMPOTENCY_COLUMNS, values
+                )
 
         return self._ledger.append_prepared(
             [batch[index].prepared for index in pending],

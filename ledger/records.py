@@ -28,6 +28,7 @@ from pydantic import (
 
 from .canonical import canonical_bytes
 from .errors import CanonicalJSONError, RecordError
+from .fast_validation import fast_validator
 
 __all__ = [
     "INPUT_KINDS",
@@ -79,14 +80,6 @@ Text = Annotated[
     StringConstraints(min_length=1, max_length=1024),
     AfterValidator(_plain_identifier),
 ]
-Actor = Annotated[
-    str,
-    StringConstraints(max_length=256),
-    AfterValidator(_plain_identifier),
-    AfterValidator(lambda value: _actor_form(value)),
-]
-
-
 _ACTOR_FORM = re.compile(r"(user|svc):\S+(?: \S+)*")
 
 
@@ -96,6 +89,14 @@ def _actor_form(value: str) -> str:
             "must be user:<id> or svc:<id>, e.g. user:ann-17 or svc:credit-model"
         )
     return value
+
+
+Actor = Annotated[
+    str,
+    StringConstraints(max_length=256),
+    AfterValidator(_plain_identifier),
+    AfterValidator(_actor_form),
+]
 
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -125,6 +126,14 @@ def parse_occurred_at(value: str) -> datetime:
         raise ValueError(
             f"{value!r} is outside the years 1 to 9999 once converted to UTC"
         ) from None
+
+
+def _check_occurred_at(value: str) -> str:
+    parse_occurred_at(value)
+    return value
+
+
+OccurredAt = Annotated[str, AfterValidator(_check_occurred_at)]
 
 
 class _Strict(BaseModel):
@@ -173,16 +182,10 @@ class Target(_Strict):
 
 class _RecordBase(_Strict):
     actor: Actor
-    occurred_at: str
+    occurred_at: OccurredAt
     subject: Text | None = None
     source: Source | None = None
     personal: dict[str, Any] | None = None
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _has_time_zone(cls, value: str) -> str:
-        parse_occurred_at(value)
-        return value
 
     @field_validator("personal")
     @classmethod
@@ -233,6 +236,36 @@ class DecisionRecord(_RecordBase):
 ValidRecord = AnnotationRecord | ReviewRecord | DecisionRecord
 _ADAPTER: TypeAdapter[ValidRecord] = TypeAdapter(
     Annotated[ValidRecord, Field(discriminator="kind")]
+)
+
+# Patterns for the common forms of strings that otherwise need a Python check.
+# Each accepts only strings that its Python check accepts too.
+# - _ASCII_TEXT: printable ASCII without leading or trailing space, which
+#   passes _plain_identifier.
+# - _ASCII_ACTOR: such text in the form user:ID or svc:ID, with single spaces
+#   between words, which passes _plain_identifier and _actor_form.
+# - _UTC_SECONDS: YYYY-MM-DDTHH:MM:SSZ with a year from 0001 to 9999, a valid
+#   time and a day that the month has in every year, which passes
+#   parse_occurred_at. February 29 is left to the Python check.
+_ASCII_TEXT = r"^[!-~](?:[ -~]*[!-~])?$"
+_ASCII_ACTOR = r"^(?:user|svc):[!-~]+(?: [!-~]+)*$"
+_UTC_SECONDS = (
+    r"^(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-"
+    r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    r"|(?:0[13-9]|1[0-2])-(?:29|30)"
+    r"|(?:0[13578]|1[02])-31)"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$"
+)
+# Validates what _ADAPTER validates, faster for records in the common forms
+# above. Its errors name union choices, so a record that it rejects is
+# validated again by _ADAPTER, whose errors name each field plainly.
+_FAST_VALIDATOR = fast_validator(
+    _ADAPTER.core_schema,
+    {
+        _plain_identifier: _ASCII_TEXT,
+        _actor_form: _ASCII_ACTOR,
+        _check_occurred_at: _UTC_SECONDS,
+    },
 )
 
 
@@ -287,7 +320,6 @@ class CheckedRecord:
     body: dict[str, Any]
     personal: dict[str, Any]
     occurred_at: datetime
-    model: ValidRecord | None
 
 
 def validate_record(data: Any, *, index: int | None = None) -> CheckedRecord:
@@ -303,20 +335,33 @@ def validate_record(data: Any, *, index: int | None = None) -> CheckedRecord:
             [{"field": "(record)", "problem": "must be a JSON object"}], index
         )
     try:
-        record = _ADAPTER.validate_python(data)
-    except ValidationError as error:
-        problems = [_describe(item) for item in error.errors()]
-        raise _record_error(problems, index) from None
-    body = {
-        name: value for name, value in data.items() if name not in ("kind", "personal")
-    }
+        fields = _FAST_VALIDATOR.validate_python(data)
+        kind, occurred_at = fields["kind"], fields["occurred_at"]
+    except ValidationError:
+        try:
+            record = _ADAPTER.validate_python(data)
+        except ValidationError as error:
+            problems = [_describe(item) for item in error.errors()]
+            raise _record_error(problems, index) from None
+        kind, occurred_at = record.kind, record.occurred_at
+    if type(data) is dict:
+        # Copying in C is faster than the comprehension. A dict subclass may
+        # override items(), so it takes the comprehension as before.
+        body = data.copy()
+        del body["kind"]
+        body.pop("personal", None)
+    else:
+        body = {
+            name: value
+            for name, value in data.items()
+            if name not in ("kind", "personal")
+        }
     personal = dict(data.get("personal") or {})
     return CheckedRecord(
-        kind=record.kind,
+        kind=kind,
         body=body,
         personal=personal,
-        occurred_at=_parse_known_good_time(record.occurred_at),
-        model=record,
+        occurred_at=_parse_known_good_time(occurred_at),
     )
 
 
@@ -324,7 +369,7 @@ def _parse_known_good_time(value: str) -> datetime:
     """Parse an ``occurred_at`` that validation already accepted."""
     if len(value) == 20 and value[-1] == "Z":
         # The common form 2026-01-01T10:00:00Z needs no offset arithmetic.
-        return datetime.fromisoformat(value[:19]).replace(tzinfo=UTC)
+        return datetime.fromisoformat(value[:19] + "+00:00")
     return parse_occurred_at(value)
 
 
