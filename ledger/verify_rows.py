@@ -68,7 +68,6 @@ _SELECT_NODES = (
 )
 
 
-
 @dataclass(frozen=True)
 class RangeReport:
     """The outcome of checking the rows with ``start <= seq < end``.

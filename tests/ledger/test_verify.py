@@ -348,8 +348,11 @@ def test_verify_with_pinned_key_rejects_replaced_key_table(ledger: Ledger) -> No
     drop_triggers(ledger.url)
     attacker = generate_log_key("test.example/ledger")
     note = sign_checkpoint("test.example/ledger", SIZE, ledger.root(), attacker)
-    execute(ledger.url, "UPDATE checkpoints SET note = ?, key_id = ?",
-            (note, f"{attacker.key_id:08x}"))
+    execute(
+        ledger.url,
+        "UPDATE checkpoints SET note = ?, key_id = ?",
+        (note, f"{attacker.key_id:08x}"),
+    )
     execute(ledger.url, "DELETE FROM log_keys")
     execute(
         ledger.url,

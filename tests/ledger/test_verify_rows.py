@@ -248,12 +248,20 @@ def _change_column(url: str) -> None:
 
 def _change_node(url: str) -> None:
     # Level 3 lies inside a 64-entry range; the worker compares it.
-    execute(url, "UPDATE merkle_nodes SET hash = ? WHERE level = 3 AND idx = 20", (b"\x07" * 32,))
+    execute(
+        url,
+        "UPDATE merkle_nodes SET hash = ? WHERE level = 3 AND idx = 20",
+        (b"\x07" * 32,),
+    )
 
 
 def _change_high_node(url: str) -> None:
     # Level 7 spans two ranges; the parent process compares it.
-    execute(url, "UPDATE merkle_nodes SET hash = ? WHERE level = 7 AND idx = 0", (b"\x07" * 32,))
+    execute(
+        url,
+        "UPDATE merkle_nodes SET hash = ? WHERE level = 7 AND idx = 0",
+        (b"\x07" * 32,),
+    )
 
 
 def _change_body(url: str) -> None:
