@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--singles", type=int, default=300)
     parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds of verify and single appends"
+        "--rounds", type=int, default=5, help="rounds of verify and single appends"
     )
     parser.add_argument(
         "--signed", type=int, default=20_000, help="records for the signed run"

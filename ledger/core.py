@@ -1442,6 +1442,11 @@ class _LockedHead(NamedTuple):
     peaks: bytes | None
 
 
+_COPY_MIN_ROWS = 16
+"""Batches of at least this many rows use COPY on PostgreSQL; smaller ones
+use executemany, whose set-up costs less."""
+
+
 class _DriverCursor:
     """A DBAPI cursor inside an append transaction.
 
@@ -1496,11 +1501,22 @@ class _DriverCursor:
     def insert_many(
         self, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
     ) -> None:
-        """Insert rows, each a tuple in ``columns`` order, with executemany.
+        """Insert rows, each a tuple in ``columns`` order.
 
         The columns hold plain str, int, float and bytes, which both drivers
-        take as they are.
+        take as they are. On PostgreSQL a batch goes through COPY, which
+        sends the rows in one stream; the table's constraints and triggers
+        apply as for INSERT.
         """
+        if self._dialect.name == "postgresql" and len(rows) >= _COPY_MIN_ROWS:
+            statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+            try:
+                with self._cursor.copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            except self._driver_error as error:
+                raise self._wrap(statement, rows, error, True) from error
+            return
         marks = ", ".join("?" for _ in columns)
         statement = self._statement(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
