@@ -590,6 +590,17 @@ def _verify_once(
                     seq=head.size,
                 )
             )
+        negative = _negative_rows(ledger)
+        if negative:
+            count, lowest = negative
+            raise _Stop(
+                Fault(
+                    "entry-inserted",
+                    f"{count} rows with a negative seq (from {lowest}) were "
+                    "inserted outside the chain",
+                    seq=lowest,
+                )
+            )
         if chain.expected_seq != head.size:
             if chain.expected_seq < head.size:
                 raise _Stop(
@@ -783,13 +794,21 @@ def _check_no_extra_nodes(ledger: Ledger, size: int) -> None:
     Each stored node was compared while the tree was rebuilt; a node beyond
     the tree (planted ahead of future appends) is found here.
     """
-    from sqlalchemy import func, or_
+    from sqlalchemy import or_
 
-    expected = sum(size >> level for level in range(1, max(size, 1).bit_length()))
+    from .core import _fetch_driver_sql
+
     with ledger.engine.connect() as connection:
-        stored = connection.execute(
-            select(func.count()).select_from(MerkleNode)
-        ).scalar_one()
+        # One statement reads both, so appends made while verify runs, which
+        # add nodes and grow the head together, are counted consistently.
+        ((stored, current),) = _fetch_driver_sql(
+            connection,
+            "SELECT (SELECT count(*) FROM merkle_nodes), "
+            "(SELECT size FROM chain_head WHERE id = 1)",
+            (),
+        )
+        size = max(size, int(current or 0))
+        expected = sum(size >> level for level in range(1, max(size, 1).bit_length()))
         if stored == expected:
             return
         extra = connection.execute(
@@ -861,6 +880,10 @@ def _check_personal_values(ledger: Ledger, size: int, chunk: int = 2000) -> None
         for seq, name, salt, value in rows:
             body = bodies.get(seq)
             commitments = {}
+            if seq >= size and body is not None:
+                # An entry appended while verify runs is within the current
+                # head; a value beyond it has no entry at all.
+                size = max(size, ledger.head().size)
             if body is not None and seq < size:
                 try:
                     record = json.loads(bytes(body))["record"]
@@ -889,16 +912,33 @@ def _check_personal_values(ledger: Ledger, size: int, chunk: int = 2000) -> None
 
 
 def _rows_from(ledger: Ledger, seq: int) -> int:
-    from sqlalchemy import func
+    """Count the rows with seq ``seq`` or more that lie beyond the chain head.
 
-    from .store import EntryRow
+    The head is read in the same statement, so entries appended while
+    verify runs, whose rows and head update commit together, are not
+    counted.
+    """
+    from .core import _fetch_driver_sql
 
     with ledger.engine.connect() as connection:
-        return int(
-            connection.execute(
-                select(func.count()).select_from(EntryRow).where(EntryRow.seq >= seq)
-            ).scalar_one()
+        ((count,),) = _fetch_driver_sql(
+            connection,
+            "SELECT count(*) FROM entries WHERE seq >= ? AND seq >= "
+            "(SELECT size FROM chain_head WHERE id = 1)",
+            (seq,),
         )
+    return int(count)
+
+
+def _negative_rows(ledger: Ledger) -> tuple[int, int] | None:
+    """Return the number and lowest seq of rows with a negative seq, if any."""
+    from .core import _fetch_driver_sql
+
+    with ledger.engine.connect() as connection:
+        ((count, lowest),) = _fetch_driver_sql(
+            connection, "SELECT count(*), min(seq) FROM entries WHERE seq < 0", ()
+        )
+    return (int(count), int(lowest)) if count else None
 
 
 def _reference_hash(ledger: Ledger, seq: int, head: Any) -> str:

@@ -20,6 +20,7 @@ import gc
 import hashlib
 import multiprocessing
 import os
+import signal
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -61,12 +62,19 @@ _SELECT_ROWS = (
 # NOTE: SQLite does not promise that group_concat keeps that order. It did
 # in every test here. Another order would make the bytes differ and send
 # the range to the walk, unless changed nodes mirrored that order exactly.
+# Besides the bytes, each query returns the number of rows, of distinct
+# integer indexes and of 32-byte hashes. All three must equal the number of
+# nodes, so that the bytes cannot be split differently between the rows.
 _SELECT_NODES_SQLITE = (
-    "SELECT CAST(group_concat(hash, '') AS BLOB) FROM (SELECT hash FROM "
+    "SELECT count(*), count(DISTINCT CASE WHEN typeof(idx) = 'integer' THEN idx "
+    "END), sum(typeof(hash) = 'blob' AND length(hash) = 32), "
+    "CAST(group_concat(hash, '') AS BLOB) FROM (SELECT idx, hash FROM "
     "merkle_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx)"
 )
 _SELECT_NODES = (
-    "SELECT string_agg(hash, ''::bytea ORDER BY idx) FROM merkle_nodes "
+    "SELECT count(*), count(DISTINCT idx), "
+    "count(*) FILTER (WHERE octet_length(hash) = 32), "
+    "string_agg(hash, ''::bytea ORDER BY idx) FROM merkle_nodes "
     "WHERE level = %s AND idx >= %s AND idx < %s"
 )
 
@@ -138,7 +146,9 @@ class _Entry(msgspec.Struct, forbid_unknown_fields=True):
 # them with orjson.
 _decode_entry = msgspec.json.Decoder(_Entry).decode
 _NO_MEMBER = _Member()
-_DECODE_ERRORS = (msgspec.DecodeError, RecursionError)
+_DECODE_ERRORS = (msgspec.DecodeError, orjson.JSONDecodeError, RecursionError)
+_INT64_MIN = -(2**63)
+_UINT64_MAX = 2**64 - 1
 
 
 def _entry_facts(body: bytes) -> tuple[Any, ...]:
@@ -148,6 +158,10 @@ def _entry_facts(body: bytes) -> tuple[Any, ...]:
     members are taken as parsed: a value that is not a str equals no stored
     str, so its row goes to the exact check, which derives None for it.
     """
+    if not body.isascii() or b"\\u" in body:
+        # msgspec skips the members it does not read without checking their
+        # UTF-8 or their \u escapes, so such a body is parsed in full once.
+        orjson.loads(body)
     entry = _decode_entry(body)
     record = entry.record
     model = record.model or _NO_MEMBER
@@ -166,7 +180,11 @@ def _entry_facts(body: bytes) -> tuple[Any, ...]:
         confidence = float(confidence)
     else:
         confidence = None
-    target_seq = target.seq if type(target.seq) is int else None
+    target_seq = target.seq
+    # orjson, which the walk uses, reads integers outside the 64-bit range
+    # as floats, which do not derive a seq.
+    if type(target_seq) is not int or not _INT64_MIN <= target_seq <= _UINT64_MAX:
+        target_seq = None
     return (
         entry.v,
         entry.seq,
@@ -280,9 +298,15 @@ def _check_nodes(
     for level, nodes in enumerate(_subtree_levels(leaves), start=1):
         low = report.start >> level
         cursor.execute(statement, (level, low, low + len(nodes)))
-        (stored,) = cursor.fetchone()
+        rows, indexes, hashes, stored = cursor.fetchone()
         joined = b"".join(nodes)
-        if stored is None or bytes(stored) != joined:
+        if (
+            rows != len(nodes)
+            or indexes != len(nodes)
+            or hashes != len(nodes)
+            or stored is None
+            or bytes(stored) != joined
+        ):
             return RangeReport(report.start, report.end, passed=False)
         levels.append(joined)
     return RangeReport(
@@ -319,7 +343,7 @@ def _check_range(connection: Connection, start: int, end: int) -> RangeReport:
     cursor = connection.connection.cursor()
     cursor.execute(_driver_sql(connection, _SELECT_ROWS), (start, end))
     rows = cursor.fetchall()
-    if rows and type(rows[0][2]) is not bytes:  # memoryview from psycopg2
+    if rows and type(rows[0][2]) is memoryview:  # bytea from psycopg2
         rows = [(row[0], row[1], bytes(row[2]), *row[3:]) for row in rows]
     try:
         report, leaves = check_rows(start, end, rows)
@@ -340,6 +364,9 @@ def _start_worker() -> None:
     # The checks make many objects and no reference cycles, so the cyclic
     # collector would only rescan live rows.
     gc.disable()
+    # Ctrl-C reaches the whole process group. The parent stops the pool, so
+    # a worker need not print its own traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextmanager

@@ -9,6 +9,7 @@ small ranges and worker processes on both databases.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,40 @@ def test_duplicate_keys_read_as_the_walk_reads_them() -> None:
     assert not _passes(_row(_record(actor="svc:first"), body=body))
 
 
+def _entry_body(record_text: bytes) -> bytes:
+    body = canonical_bytes(
+        {
+            "kind": "decision",
+            "prev": GENESIS_PREV,
+            "record": {"placeholder": 0},
+            "recorded_at": RECORDED_AT,
+            "seq": 0,
+            "v": 1,
+        }
+    )
+    return body.replace(b'{"placeholder":0}', record_text)
+
+
+@pytest.mark.parametrize(
+    "output",
+    [b'"\xff"', b'"\\ud800"', b'{"\xc3":1}'],
+    ids=["invalid-utf8", "lone-surrogate", "invalid-utf8-key"],
+)
+def test_invalid_text_in_unread_member_fails(output: bytes) -> None:
+    # The walk's parser rejects these bodies even though no derived column
+    # comes from the member.
+    body = _entry_body(b'{"actor":"svc:credit-model","output":' + output + b"}")
+    assert not _passes(_row({"actor": "svc:credit-model"}, body=body))
+
+
+def test_target_seq_beyond_64_bits_fails() -> None:
+    # orjson reads 2**64 as a float, so the walk derives no target_seq.
+    huge = 2**64
+    body = _entry_body(b'{"actor":"svc:credit-model","target":{"seq":%d}}' % huge)
+    row = _row({"actor": "svc:credit-model"}, body=body, columns={"target_seq": huge})
+    assert not _passes(row)
+
+
 def test_non_object_member_fails() -> None:
     assert not _passes(_row(_record(model="credit-risk")))
 
@@ -274,6 +309,42 @@ def _delete_row(url: str) -> None:
     execute(url, "DELETE FROM entries WHERE seq = 64")
 
 
+def _insert_negative_row(url: str) -> None:
+    from tests.ledger.test_verify import insert_forged
+
+    insert_forged(
+        url,
+        {
+            "kind": "decision",
+            "prev": GENESIS_PREV,
+            "record": _record(),
+            "recorded_at": RECORDED_AT,
+            "seq": -1,
+            "v": 1,
+        },
+    )
+
+
+def _shift_node_bytes(url: str) -> None:
+    # Move 16 bytes from node (1, 1) to node (1, 0): the concatenation of the
+    # level stays the same, but both nodes are wrong.
+    (first,) = fetch(url, "SELECT hash FROM merkle_nodes WHERE level = 1 AND idx = 1")[
+        0
+    ]
+    first = bytes(first)
+    (zero,) = fetch(url, "SELECT hash FROM merkle_nodes WHERE level = 1 AND idx = 0")[0]
+    execute(
+        url,
+        "UPDATE merkle_nodes SET hash = ? WHERE level = 1 AND idx = 0",
+        (bytes(zero) + first[:16],),
+    )
+    execute(
+        url,
+        "UPDATE merkle_nodes SET hash = ? WHERE level = 1 AND idx = 1",
+        (first[16:],),
+    )
+
+
 @pytest.mark.parametrize(
     ("tamper", "kind", "seq"),
     [
@@ -282,6 +353,8 @@ def _delete_row(url: str) -> None:
         (_change_high_node, "merkle-node-changed", 0),
         (_change_body, "body-changed", 200),
         (_delete_row, "entry-deleted", 64),
+        (_shift_node_bytes, "merkle-node-changed", 0),
+        (_insert_negative_row, "entry-inserted", -1),
     ],
 )
 def test_workers_report_the_walk_fault(
@@ -300,3 +373,47 @@ def test_workers_report_the_walk_fault(
     assert result.fault.seq == seq
     # The range check failed, so the walk ran to locate the fault.
     assert walks == [2, None]
+
+
+def test_text_body_is_a_fault_not_a_crash(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    config = LedgerConfig(
+        key_dir=tmp_path / "keys", checkpoint_every=0, checkpoint_interval_s=0
+    )
+    with Ledger.create(url, origin="test.example/ledger", config=config) as opened:
+        opened.append_many([{"kind": "decision", **_record()}])
+        drop_triggers(url)
+        execute(
+            url, "UPDATE entries SET body = CAST(body || 'x' AS TEXT) WHERE seq = 0"
+        )
+        result = opened.verify(workers=0)
+    assert result.fault is not None
+    assert result.fault.kind == "body-changed"
+    assert result.fault.seq == 0
+
+
+def test_verify_during_appends_passes(db_url: str, key_dir: Path) -> None:
+    # Entries appended while verify runs lie beyond the head it read first;
+    # they are not checked, and they are not a fault.
+    config = LedgerConfig(key_dir=key_dir, checkpoint_every=0, checkpoint_interval_s=0)
+    with Ledger.create(db_url, origin="test.example/ledger", config=config) as opened:
+        opened.append_many([{"kind": "decision", **_record()}] * 200)
+        stop = threading.Event()
+        appended: list[int] = []
+
+        def append_until_stopped() -> None:
+            with Ledger.open(db_url, config=config) as writer:
+                while not stop.is_set():
+                    writer.append({"kind": "decision", **_record()})
+                    appended.append(1)
+
+        thread = threading.Thread(target=append_until_stopped)
+        thread.start()
+        try:
+            results = [opened.verify(workers=0) for _ in range(5)]
+        finally:
+            stop.set()
+            thread.join()
+    assert appended, "no entry was appended during verify"
+    for result in results:
+        assert result.ok, result.fault
