@@ -317,7 +317,8 @@ class _TreeChecker:
     def _compare_stored(self, nodes: list[tuple[int, int, bytes]]) -> None:
         from .core import _fetch_driver_sql
 
-        # merkle.extend makes each level's nodes in index order, with no gaps.
+        # merkle.extend and add_subtree make each level's nodes in index order,
+        # with no gaps.
         by_level: dict[int, list[tuple[int, bytes]]] = {}
         for level, idx, node in nodes:
             by_level.setdefault(level, []).append((idx, node))
@@ -882,7 +883,7 @@ def _check_personal_values(ledger: Ledger, size: int, chunk: int = 2000) -> None
             commitments = {}
             if seq >= size and body is not None:
                 # An entry appended while verify runs is within the current
-                # head; a value beyond it has no entry at all.
+                # head. A value beyond the head has no entry at all.
                 size = max(size, ledger.head().size)
             if body is not None and seq < size:
                 try:

@@ -19,16 +19,7 @@ from ledger import Ledger, LedgerConfig, StoreError
 from ledger.entries import DERIVED_COLUMNS, derived_columns, derived_values
 from ledger.records import _ADAPTER, _FAST_VALIDATOR, Item, validate_record
 from tests.ledger._service_harness import annotation, create_ledger
-
-DECISION = {
-    "kind": "decision",
-    "actor": "svc:credit-model",
-    "occurred_at": "2026-01-01T10:00:00Z",
-    "item": {"dataset": "applications", "id": "app-1"},
-    "model": {"name": "credit-risk", "version": "4.2.0"},
-    "output": "approve",
-    "confidence": 0.91,
-}
+from tests.ledger.test_records import DECISION
 
 # Characters around the edges of the Python checks: white space that
 # str.strip removes, control (Cc) and format (Cf) characters, non-ASCII
