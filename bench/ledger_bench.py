@@ -9,8 +9,10 @@ Three ratios, each govledger's rate divided by the baseline's rate:
   recomputing the same SHA-256 in one process. ``verify`` uses worker
   processes (one per CPU) for a ledger this size; verify_serial is the same
   check in one process, printed for comparison;
-- single appends: durable one-record appends, against raw sqlite3 inserts
-  committed one transaction each, with the same WAL and synchronous=FULL.
+- single appends: durable one-record appends, against raw sqlite3 inserting
+  the same rows (read back from the ledger) one transaction each, with the
+  same WAL and synchronous=FULL, into a table that already holds every
+  earlier row of the ledger, so both sides insert into trees of one size.
 
 Verify and single appends run in interleaved rounds (``--rounds``), and
 each side keeps its best round.
@@ -103,11 +105,14 @@ def raw_verify(connection: sqlite3.Connection) -> int:
     return count
 
 
-def stored_rows(ledger_path: Path, count: int) -> tuple[list[str], list[tuple]]:
-    """Read back the first ``count`` entry rows exactly as the ledger stored them."""
+def stored_rows(
+    ledger_path: Path, start: int, end: int
+) -> tuple[list[str], list[tuple]]:
+    """Read the entry rows with ``start <= seq < end`` as the ledger stored them."""
     with sqlite3.connect(ledger_path) as source:
         cursor = source.execute(
-            "SELECT * FROM entries WHERE seq < ? ORDER BY seq", (count,)
+            "SELECT * FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq",
+            (start, end),
         )
         columns = [description[0] for description in cursor.description]
         return columns, cursor.fetchall()
@@ -146,17 +151,19 @@ def main() -> None:
         signed_records = make_records(args.signed)
         signed_time, _ = timed(ledger.append_many, signed_records)
         schema = entries_schema(workdir / "ledger.db")
-        columns, rows = stored_rows(workdir / "ledger.db", args.records)
+        size = args.records + args.signed
+        columns, rows = stored_rows(workdir / "ledger.db", 0, args.records)
         raw = raw_connection(workdir / "raw.db", schema)
         raw_time, _ = timed(raw_insert, raw, rows, columns)
+        raw_single = raw_connection(workdir / "raw-single.db", schema)
+        raw_insert(raw_single, stored_rows(workdir / "ledger.db", 0, size)[1], columns)
 
         ledger.make_checkpoint()
         verify_times, serial_times, raw_verify_times = [], [], []
         single_times, raw_single_times = [], []
-        raw_single = raw_connection(workdir / "raw-single.db", schema)
         # Short runs on a shared machine vary a lot, so both sides run in
         # interleaved rounds and each keeps its best round.
-        for round_number in range(args.rounds):
+        for _ in range(args.rounds):
             verify_time, result = timed(ledger.verify)
             assert result.ok, result.fault
             verify_times.append(verify_time)
@@ -169,8 +176,9 @@ def main() -> None:
             single_times.append(
                 timed(lambda batch=singles: [ledger.append(r) for r in batch])[0]
             )
-            first = round_number * args.singles
-            batch = rows[first : first + args.singles]
+            batch = stored_rows(workdir / "ledger.db", size, size + args.singles)[1]
+            assert len(batch) == args.singles, "the ledger grew by other entries"
+            size += args.singles
 
             def raw_singles(batch: list[tuple] = batch) -> None:
                 for row in batch:
