@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -187,6 +189,9 @@ class Ledger:
         self.config = config
         self._clock = clock
         self._signer: Any = None
+        self._receipt_thread: ThreadPoolExecutor | None = None
+        self._receipt_thread_pid = 0
+        self._receipt_thread_lock = threading.Lock()
         self._last_checkpoint: tuple[int, datetime] | None = None
         with engine.connect() as connection:
             head = connection.execute(
@@ -302,8 +307,57 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Stop the receipt thread and release the database connections."""
+        self.stop_receipt_thread()
         self.engine.dispose()
+
+    def stop_receipt_thread(self) -> None:
+        """Stop the thread that signs receipts, once its work is done.
+
+        The next signed append starts it again. ``verify`` calls this before
+        it forks worker processes, which is safe only while this process
+        runs one thread.
+        """
+        with self._receipt_thread_lock:
+            thread, self._receipt_thread = self._receipt_thread, None
+        if thread is not None and self._receipt_thread_pid == os.getpid():
+            thread.shutdown(wait=True)
+
+    def _start_signing(
+        self, signer: Any, rows: list[dict[str, Any]]
+    ) -> Future[list[dict[str, Any]]]:
+        """Sign the receipts of ``rows`` on the receipt thread.
+
+        Appends call this just before the commit. The sqlite3 module and
+        psycopg release the GIL while a commit waits for the disk or the
+        server, so the signing overlaps that wait. The caller returns the
+        receipts only after the commit succeeded.
+        """
+        with self._receipt_thread_lock:
+            # A forked child inherits the executor but not its thread, so
+            # work submitted there would never run.
+            if self._receipt_thread is None or self._receipt_thread_pid != os.getpid():
+                self._receipt_thread = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="govledger-receipts"
+                )
+                self._receipt_thread_pid = os.getpid()
+            return self._receipt_thread.submit(self._sign_receipts, signer, rows)
+
+    def _sign_receipts(
+        self, signer: Any, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        from .receipts import make_receipt
+
+        return [
+            make_receipt(
+                signer,
+                origin=self.origin,
+                seq=row["seq"],
+                entry_hash=row["entry_hash"],
+                recorded_at=row["recorded_at"],
+            )
+            for row in rows
+        ]
 
     def __enter__(self) -> Ledger:
         return self
@@ -458,12 +512,13 @@ class Ledger:
         """Append groups of prepared records in one transaction (group commit).
 
         Returns the signed receipts of each group, in group order. The
-        groups share one durable commit, and the receipts are signed after
-        it. ``before_write`` runs inside the transaction once the chain head
-        is locked and may raise to roll everything back. ``after_write``
-        receives each group's rows (``seq``, ``entry_hash``,
-        ``recorded_at``) inside the same transaction, so whatever it writes
-        commits or rolls back with the entries.
+        groups share one durable commit. The receipts are signed while it
+        runs and returned after it. ``before_write`` runs inside the
+        transaction once the chain head is locked and may raise to roll
+        everything back. ``after_write`` receives each group's rows
+        (``seq``, ``entry_hash``, ``recorded_at``) inside the same
+        transaction, so whatever it writes commits or rolls back with the
+        entries.
 
         Raises:
             KeyFileError: the log key cannot be loaded.
@@ -472,8 +527,6 @@ class Ledger:
                 rolled the transaction back, so running it again may
                 succeed.
         """
-        from .receipts import make_receipt
-
         sizes = [len(group) for group in groups]
 
         def split(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -489,23 +542,23 @@ class Ledger:
 
         signer = self.signer()
         flat = [item for group in groups for item in group]
+        signing: list[Future[list[dict[str, Any]]]] = []
         try:
-            rows = self._commit(flat, False, write_groups, before_write=before_write)
+            rows = self._commit(
+                flat,
+                False,
+                write_groups,
+                before_write=before_write,
+                before_commit=lambda rows: signing.append(
+                    self._start_signing(signer, rows)
+                ),
+            )
         except StoreError as error:
             cause = error.__context__
             if isinstance(cause, DBAPIError) and _is_transient(cause):
                 raise StoreError(error.message, reason="database-busy") from cause
             raise
-        receipts = [
-            make_receipt(
-                signer,
-                origin=self.origin,
-                seq=row["seq"],
-                entry_hash=row["entry_hash"],
-                recorded_at=row["recorded_at"],
-            )
-            for row in rows
-        ]
+        receipts = signing[0].result() if signing else []
         try:
             self._maybe_checkpoint(rows[-1]["seq"] + 1 if rows else None)
         except DBAPIError as error:
@@ -559,26 +612,25 @@ class Ledger:
         after_write: Callable[[Connection, list[dict[str, Any]]], None] | None = None,
         before_write: Callable[[Connection], None] | None = None,
     ) -> list[dict[str, Any]]:
-        from .receipts import make_receipt
-
         signer = self.signer()
+        signing: list[Future[list[dict[str, Any]]]] = []
+
+        def start_signing(rows: list[dict[str, Any]]) -> None:
+            if sign_receipts:
+                signing.append(self._start_signing(signer, rows))
+
         rows = self._commit(
-            prepared, skip_known_sources, after_write, before_write=before_write
+            prepared,
+            skip_known_sources,
+            after_write,
+            before_write=before_write,
+            before_commit=start_signing,
         )
         size = rows[-1]["seq"] + 1 if rows else None
         if not sign_receipts:
             self._maybe_checkpoint(size)
             return [{"origin": self.origin, **row} for row in rows]
-        receipts = [
-            make_receipt(
-                signer,
-                origin=self.origin,
-                seq=row["seq"],
-                entry_hash=row["entry_hash"],
-                recorded_at=row["recorded_at"],
-            )
-            for row in rows
-        ]
+        receipts = signing[0].result() if signing else []
         self._maybe_checkpoint(size)
         return receipts
 
@@ -791,7 +843,14 @@ class Ledger:
         after_write: Callable[[Connection, list[dict[str, Any]]], None] | None,
         *,
         before_write: Callable[[Connection], None] | None = None,
+        before_commit: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> list[dict[str, Any]]:
+        """Write the entries of ``prepared`` in one transaction; return their rows.
+
+        ``before_commit`` receives the rows (``seq``, ``entry_hash``,
+        ``recorded_at``) after every write and before the commit, unless
+        there are none. The entries are committed only when this returns.
+        """
         try:
             callbacks = before_write is not None or after_write is not None
             with self._write_transaction(callbacks) as transaction:
@@ -805,6 +864,8 @@ class Ledger:
                 rows = self._write_entries(cursor, head, prepared)
                 if after_write is not None:
                     after_write(transaction.connection, rows)
+                if before_commit is not None and rows:
+                    before_commit(rows)
             return rows
         except IntegrityError as error:
             raise StoreError(

@@ -430,6 +430,10 @@ def verify_ledger(
     in this process. If anything fails, the entries are walked again one at
     a time, which locates and classifies the first fault.
     """
+    if workers is None or workers > 0:
+        # Workers are forked, which is safe only while this process runs
+        # one thread, so an idle receipt thread goes first.
+        ledger.stop_receipt_thread()
     if workers is None:
         workers = default_workers(ledger.head().size)
     result = _verify_once(
