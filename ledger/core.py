@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -43,6 +44,7 @@ from .errors import (
     GovLedgerError,
     InputError,
     KeyFileError,
+    NoteError,
     RecordError,
     StoreError,
 )
@@ -60,6 +62,7 @@ from .store import (
     LogKeyRow,
     PersonalValue,
     create_schema,
+    is_undecodable_text,
     make_engine,
     schema_exists,
 )
@@ -193,19 +196,19 @@ class Ledger:
         self._receipt_thread_pid = 0
         self._receipt_thread_lock = threading.Lock()
         self._last_checkpoint: tuple[int, datetime] | None = None
-        with engine.connect() as connection:
-            head = connection.execute(
-                select(ChainHead.origin).where(ChainHead.id == 1)
-            ).one_or_none()
+        try:
+            with engine.connect() as connection:
+                head = connection.execute(
+                    select(ChainHead.origin).where(ChainHead.id == 1)
+                ).one_or_none()
+        except DBAPIError as error:
+            if not is_undecodable_text(error):
+                raise
+            engine.dispose()
+            raise _altered_table("chain_head", str(error.orig)) from None
         if head is None:
             engine.dispose()
-            raise ChainError(
-                f"{_redact(url)} has ledger tables but its chain_head row is "
-                "missing: the database was altered outside govledger. Do not "
-                "run `govledger init` on it; restore it from a backup and "
-                "verify it against a trusted checkpoint",
-                reason="head-missing",
-            )
+            raise _missing_head(url)
         self.origin: str = head[0]
 
     # -- opening -----------------------------------------------------------
@@ -306,6 +309,13 @@ class Ledger:
         logger.info("created ledger %s with log key %08x", origin, signer.key_id)
         return ledger
 
+    def on_engine(self, engine: Engine) -> Ledger:
+        """Return a Ledger object for the same ledger that uses ``engine``.
+
+        ``engine`` must reach the same database, made by ``store.make_engine``.
+        """
+        return Ledger(engine, self.url, self.config, self._clock)
+
     def close(self) -> None:
         """Stop the receipt thread and release the database connections."""
         self.stop_receipt_thread()
@@ -368,18 +378,54 @@ class Ledger:
     # -- keys --------------------------------------------------------------
 
     def key_rows(self) -> list[LogKeyRow]:
-        """Return every log key the ledger has used, oldest first."""
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(LogKeyRow).order_by(LogKeyRow.created_at, LogKeyRow.key_id)
-            ).all()
-        return [LogKeyRow.model_validate(row._mapping) for row in rows]
+        """Return every log key the ledger has used, oldest first.
+
+        Raises:
+            ChainError: a row is not readable (reason ``row-altered``).
+        """
+        statement = select(LogKeyRow).order_by(LogKeyRow.created_at, LogKeyRow.key_id)
+        return self._read_rows(LogKeyRow, statement)
+
+    def _read_rows(self, model: Any, statement: Any) -> list[Any]:
+        """Run ``statement`` and validate each row as ``model``.
+
+        Raises:
+            ChainError: a row contains text that is not UTF-8 or a value of
+                the wrong type, which govledger never writes (reason
+                ``row-altered``).
+        """
+        table = model.__tablename__
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(statement).all()
+            return [model.model_validate(row._mapping) for row in rows]
+        except DBAPIError as error:
+            if not is_undecodable_text(error):
+                raise
+            raise _altered_table(table, str(error.orig)) from None
+        except ValidationError as error:
+            first = error.errors()[0]
+            column = ".".join(str(part) for part in first["loc"])
+            raise _altered_table(
+                table, f"column {column} of a row is invalid ({first['msg']})"
+            ) from None
 
     def verifiers(self) -> list[Any]:
-        """Return a note verifier for every log key the ledger has used."""
+        """Return a note verifier for every log key the ledger has used.
+
+        Raises:
+            ChainError: a stored key is not readable or not a valid verifier
+                key (reason ``row-altered``).
+        """
         from .note import parse_verifier_key
 
-        return [parse_verifier_key(row.verifier_key) for row in self.key_rows()]
+        rows = self.key_rows()
+        try:
+            return [parse_verifier_key(row.verifier_key) for row in rows]
+        except NoteError as error:
+            raise _altered_table(
+                "log_keys", f"a stored verifier key is invalid: {error.message}"
+            ) from None
 
     def current_key_id(self) -> str:
         """Return the key ID (8 hex digits) of the key that signs now."""
@@ -1097,10 +1143,16 @@ class Ledger:
     # -- reading -----------------------------------------------------------
 
     def head(self) -> ChainHead:
-        """Return the chain head: size, head hash, origin."""
-        with self.engine.connect() as connection:
-            row = connection.execute(select(ChainHead).where(ChainHead.id == 1)).one()
-        return ChainHead.model_validate(row._mapping)
+        """Return the chain head: size, head hash, origin.
+
+        Raises:
+            ChainError: the head row is missing (reason ``head-missing``) or
+                not readable (reason ``row-altered``).
+        """
+        rows = self._read_rows(ChainHead, select(ChainHead).where(ChainHead.id == 1))
+        if len(rows) != 1:
+            raise _missing_head(self.url)
+        return rows[0]
 
     @property
     def size(self) -> int:
@@ -1453,14 +1505,15 @@ class Ledger:
                 logger.warning("automatic checkpoint failed: %s", error)
 
     def checkpoints(self) -> list[CheckpointRow]:
-        """Return every stored checkpoint, smallest tree first."""
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(CheckpointRow).order_by(
-                    CheckpointRow.tree_size, CheckpointRow.id
-                )
-            ).all()
-        return [CheckpointRow.model_validate(row._mapping) for row in rows]
+        """Return every stored checkpoint, smallest tree first.
+
+        Raises:
+            ChainError: a row is not readable (reason ``row-altered``).
+        """
+        statement = select(CheckpointRow).order_by(
+            CheckpointRow.tree_size, CheckpointRow.id
+        )
+        return self._read_rows(CheckpointRow, statement)
 
     # -- verification ------------------------------------------------------
 
@@ -1765,6 +1818,24 @@ def _is_transient(error: DBAPIError) -> bool:
     if state is not None:
         return state in _POSTGRES_RETRY_STATES
     return "database is locked" in str(original)
+
+
+def _missing_head(url: str) -> ChainError:
+    return ChainError(
+        f"{_redact(url)} has ledger tables but its chain_head row is "
+        "missing: the database was altered outside govledger. Do not "
+        "run `govledger init` on it; restore it from a backup and "
+        "verify it against a trusted checkpoint",
+        reason="head-missing",
+    )
+
+
+def _altered_table(table: str, problem: str) -> ChainError:
+    return ChainError(
+        f"the {table} table was altered outside govledger: {problem}. Restore "
+        "the database from a backup and verify it against a trusted checkpoint",
+        reason="row-altered",
+    )
 
 
 def _redact(url: str) -> str:

@@ -35,6 +35,7 @@ __all__ = [
     "MerkleNode",
     "PersonalValue",
     "create_schema",
+    "is_undecodable_text",
     "make_engine",
 ]
 
@@ -43,8 +44,8 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 # On SQLite a column declared exactly INTEGER PRIMARY KEY is the rowid, so
-# entries are stored in seq order with no separate index on seq: an append
-# writes one page less and verify reads a range without index lookups.
+# entries are stored in seq order with no separate index on seq. An append
+# then writes one page less, and verify reads a range without index lookups.
 # SQLite's INTEGER stores 64 bits, like PostgreSQL's BIGINT. Ledger files
 # made before this layout keep their BIGINT key, which works the same.
 _SEQ_TYPE = BigInteger().with_variant(Integer(), "sqlite")
@@ -217,7 +218,12 @@ def _is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _decode_lenient(value: bytes) -> str:
+    """Decode SQLite text, keeping bytes that are not UTF-8 as lone surrogates."""
+    return value.decode("utf-8", errors="surrogateescape")
+
+
+def _configure_sqlite(engine: Engine, *, lenient_text: bool) -> None:
     """Set WAL, durable commits and secure_delete on every connection.
 
     The driver runs in autocommit mode so that the ledger issues BEGIN
@@ -228,6 +234,8 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        if lenient_text:
+            dbapi_connection.text_factory = _decode_lenient
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA busy_timeout = 60000")
         cursor.execute("PRAGMA journal_mode = WAL")
@@ -244,8 +252,26 @@ def _configure_sqlite(engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
-def make_engine(url: str) -> Engine:
+def is_undecodable_text(error: DBAPIError) -> bool:
+    """Return whether ``error`` is SQLite failing to decode text as UTF-8.
+
+    Python's sqlite3 module raises OperationalError with this message when
+    a text column contains bytes that are not UTF-8.
+    """
+    orig = getattr(error, "orig", None)
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith(
+        "Could not decode to UTF-8"
+    )
+
+
+def make_engine(url: str, *, lenient_text: bool = False) -> Engine:
     """Create an engine for a ledger URL (``sqlite:///...`` or PostgreSQL).
+
+    SQLite stores whatever bytes a text column is given, and the driver
+    raises on text that is not UTF-8. With ``lenient_text`` such bytes are
+    read as lone surrogates instead, so ``verify`` can report the row as
+    changed. It costs a Python call per text value. PostgreSQL checks the
+    encoding on write, so the option changes nothing there.
 
     Raises:
         StoreError: the URL is invalid or names an unsupported database.
@@ -271,7 +297,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             parsed, connect_args={"timeout": 60, "check_same_thread": False}
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, lenient_text=lenient_text)
         return engine
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":

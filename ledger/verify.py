@@ -27,7 +27,8 @@ walk runs from the start to locate and classify the first fault.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,8 @@ from .store import EntryRow, MerkleNode
 from .verify_rows import default_workers, iter_range_reports
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from .core import Ledger
 
 __all__ = ["Fault", "VerifyResult", "verify_ledger"]
@@ -315,7 +318,7 @@ class _TreeChecker:
         return merkle.fold_right([node for _, _, node in self.peaks])
 
     def _compare_stored(self, nodes: list[tuple[int, int, bytes]]) -> None:
-        from .core import _fetch_driver_sql
+        from .core import _as_bytes, _fetch_driver_sql
 
         # merkle.extend and add_subtree make each level's nodes in index order,
         # with no gaps.
@@ -325,7 +328,7 @@ class _TreeChecker:
         with self.ledger.engine.connect() as connection:
             for level, wanted in by_level.items():
                 stored = [
-                    (idx, bytes(node))
+                    (idx, _as_bytes(node))
                     for idx, node in _fetch_driver_sql(
                         connection,
                         "SELECT idx, hash FROM merkle_nodes WHERE level = ? "
@@ -361,6 +364,7 @@ def _check_stored_checkpoint(
     checkpoint: Any, root: bytes, verifiers: Sequence[Any], origin: str
 ) -> None:
     from .checkpoints import open_checkpoint
+    from .note import format_key_id
 
     try:
         signed = open_checkpoint(checkpoint.note, verifiers, origin=origin)
@@ -372,6 +376,19 @@ def _check_stored_checkpoint(
                 seq=checkpoint.tree_size,
             )
         ) from None
+    signing_keys = [format_key_id(key_id) for key_id in signed.key_ids]
+    if checkpoint.key_id not in signing_keys:
+        raise _Stop(
+            Fault(
+                "checkpoint-row-changed",
+                f"stored checkpoint of tree size {checkpoint.tree_size}: its "
+                f"key_id column says {checkpoint.key_id!r} but its note is "
+                f"signed by log key {', '.join(signing_keys)}",
+                seq=checkpoint.tree_size,
+                expected=", ".join(signing_keys),
+                actual=str(checkpoint.key_id),
+            )
+        )
     if signed.checkpoint.size != checkpoint.tree_size:
         raise _Stop(
             Fault(
@@ -434,24 +451,53 @@ def verify_ledger(
         # Workers are forked, which is safe only while this process runs
         # one thread, so an idle receipt thread goes first.
         ledger.stop_receipt_thread()
-    if workers is None:
-        workers = default_workers(ledger.head().size)
-    result = _verify_once(
-        ledger,
-        trusted_checkpoint=trusted_checkpoint,
-        trusted_keys=trusted_keys,
-        progress=progress,
-        range_workers=workers,
-    )
-    if result.fault is None:
-        return result
-    return _verify_once(
-        ledger,
-        trusted_checkpoint=trusted_checkpoint,
-        trusted_keys=trusted_keys,
-        progress=progress,
-        range_workers=None,
-    )
+    with _lenient_reader(ledger) as reader:
+        if workers is None:
+            try:
+                size = reader.head().size
+            except ChainError:
+                size = 0  # the walk below reports the head row
+            workers = default_workers(size)
+        result = _verify_once(
+            reader,
+            trusted_checkpoint=trusted_checkpoint,
+            trusted_keys=trusted_keys,
+            progress=progress,
+            range_workers=workers,
+            range_engine=ledger.engine,
+        )
+        if result.fault is None:
+            return result
+        return _verify_once(
+            reader,
+            trusted_checkpoint=trusted_checkpoint,
+            trusted_keys=trusted_keys,
+            progress=progress,
+            range_workers=None,
+            range_engine=ledger.engine,
+        )
+
+
+@contextmanager
+def _lenient_reader(ledger: Ledger) -> Iterator[Ledger]:
+    """Yield ``ledger`` read through an engine that accepts text that is not UTF-8.
+
+    An attacker can store any bytes in a SQLite text column, and the driver
+    raises on reading them. Through this engine they arrive as lone
+    surrogates, which differ from every value the walk expects, so verify
+    names the row. The range check keeps the strict engine, which is faster,
+    and fails a range whose text it cannot read.
+    """
+    if ledger.engine.dialect.name != "sqlite":
+        yield ledger
+        return
+    from .store import make_engine
+
+    engine = make_engine(ledger.url, lenient_text=True)
+    try:
+        yield ledger.on_engine(engine)
+    finally:
+        engine.dispose()
 
 
 def _verify_once(
@@ -461,22 +507,27 @@ def _verify_once(
     trusted_keys: Sequence[str],
     progress: Callable[[int], None] | None,
     range_workers: int | None,
+    range_engine: Engine,
 ) -> VerifyResult:
-    """Run one verification: by ranges with ``range_workers``, or per entry if None."""
+    """Run one verification: by ranges with ``range_workers``, or per entry if None.
+
+    The range check reads through ``range_engine``, everything else through
+    ``ledger``.
+    """
     from .note import parse_verifier_key
 
     result = VerifyResult()
-    head = ledger.head()
-    result.size = head.size
     # Keys given by the auditor replace the ledger's own key table, which an
     # operator could have rewritten together with the checkpoints.
     pinned = [parse_verifier_key(key) for key in trusted_keys]
-    if pinned:
-        pinned = _follow_key_rotations(ledger, pinned)
-    stored_verifiers = pinned or ledger.verifiers()
     trusted = None
     chain = _ChainChecker()
     try:
+        head = _read_or_stop(ledger.head, "head-mismatch")
+        result.size = head.size
+        if pinned:
+            pinned = _follow_key_rotations(ledger, pinned)
+        stored_verifiers = pinned or _read_or_stop(ledger.verifiers, "key-row-changed")
         if trusted_checkpoint is not None:
             keys = stored_verifiers
             trusted = _open_trusted(trusted_checkpoint, keys, ledger.origin)
@@ -493,7 +544,7 @@ def _verify_once(
                         actual=str(head.size),
                     )
                 )
-        checkpoints = ledger.checkpoints()
+        checkpoints = _read_or_stop(ledger.checkpoints, "checkpoint-row-changed")
         pending_checkpoints = [c for c in checkpoints if c.tree_size <= head.size]
         for late in (c for c in checkpoints if c.tree_size > head.size):
             raise _Stop(
@@ -549,7 +600,7 @@ def _verify_once(
         settle_checkpoints()
         if range_workers is not None:
             _walk_ranges(
-                ledger,
+                range_engine,
                 head.size,
                 range_workers,
                 chain,
@@ -666,8 +717,18 @@ def _verify_once(
     return result
 
 
+def _read_or_stop(read: Callable[[], Any], kind: str) -> Any:
+    """Call ``read``; a row it cannot read stops verify with a fault of ``kind``."""
+    try:
+        return read()
+    except ChainError as error:
+        if error.reason != "row-altered":
+            raise
+        raise _Stop(Fault(kind, error.message)) from None
+
+
 def _walk_ranges(
-    ledger: Ledger,
+    engine: Engine,
     size: int,
     workers: int,
     chain: _ChainChecker,
@@ -682,7 +743,7 @@ def _walk_ranges(
     Raises ``_Stop`` with kind ``range-check-failed`` when a range breaks a
     rule, and the caller then walks the entries one at a time.
     """
-    for report in iter_range_reports(ledger.engine, 0, size, workers=workers):
+    for report in iter_range_reports(engine, 0, size, workers=workers):
         if not report.passed or report.first_prev != chain.prev_hash:
             raise _Stop(
                 Fault(
@@ -744,14 +805,19 @@ def _follow_key_rotations(ledger: Ledger, trusted: list[Any]) -> list[Any]:
 def _check_checkpoint_rows(checkpoints: Sequence[Any]) -> None:
     """Check that no stored checkpoint row was deleted or had a column changed.
 
-    Rows get increasing ids, so a gap shows a deleted row (a deleted last
-    row shows only against a trusted checkpoint). The tree size, root and
-    key ID columns must equal the values in the signed note.
+    Rows get ids 1, 2, 3 and on, so a gap or a first id above 1 shows a
+    deleted row. A deleted last row shows only against a trusted checkpoint.
+    The tree size and root columns must equal the values in the signed note.
+    ``_check_stored_checkpoint`` compares the key ID column with the key
+    that signed it.
+
+    NOTE: PostgreSQL also skips an id when a checkpoint insert fails and
+    rolls back, which this reports as a deleted checkpoint.
     """
     from .checkpoints import parse_checkpoint
 
     ids = sorted(row.id for row in checkpoints)
-    for before, after in zip(ids, ids[1:], strict=False):
+    for before, after in zip([0, *ids], ids, strict=False):
         if after != before + 1:
             raise _Stop(
                 Fault(

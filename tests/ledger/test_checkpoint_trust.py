@@ -130,11 +130,13 @@ def _rewrite_everything(ledger: Ledger, attacker_key_dir: Path) -> None:
         (f"{attacker.key_id:08x}", attacker.verifier_key(), "2026-01-01T00:00:00Z"),
     )
     note = sign_checkpoint(ORIGIN, len(leaves), root, attacker)
+    # The attacker also gives the new checkpoint id 1, as the first row of
+    # a ledger has, so no id shows the deleted rows.
     execute(
         ledger.url,
-        "INSERT INTO checkpoints (tree_size, root_hash, key_id, note, created_at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (len(leaves), root.hex(), f"{attacker.key_id:08x}", note, "2026-01-01"),
+        "INSERT INTO checkpoints (id, tree_size, root_hash, key_id, note, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (1, len(leaves), root.hex(), f"{attacker.key_id:08x}", note, "2026-01-01"),
     )
     execute(ledger.url, "UPDATE chain_head SET head_hash = ?, peaks = ?", (prev, b""))
 

@@ -1,0 +1,155 @@
+"""verify against rows of the side tables altered with plain SQL.
+
+Besides the entries, a ledger stores Merkle nodes, signed checkpoints, the
+log keys and the chain head. An attacker with file access can write any
+bytes into SQLite text columns, including bytes that are not UTF-8, which
+the driver cannot decode. verify must report each such change as a fault
+or as a verification error (CLI exit 1), never crash with exit 3.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger import ChainError, Ledger, LedgerConfig
+
+from .test_verify import _records, drop_triggers, execute, fault_of
+
+CLI = Path(__file__).resolve().parents[2] / "cli.py"
+NOT_UTF8 = "CAST(x'ff00ff' AS TEXT)"
+
+
+def _config(key_dir: Path) -> LedgerConfig:
+    return LedgerConfig(key_dir=key_dir, checkpoint_every=0, checkpoint_interval_s=0)
+
+
+@pytest.fixture
+def ledger(db_url: str, key_dir: Path) -> Iterator[Ledger]:
+    """A ledger of 40 entries with checkpoints at sizes 20 and 40."""
+    config = _config(key_dir)
+    with Ledger.create(db_url, origin="test.example/ledger", config=config) as opened:
+        opened.append_many(_records(20))
+        opened.make_checkpoint()
+        opened.append_many(_records(20))
+        opened.make_checkpoint()
+        yield opened
+
+
+def test_first_checkpoint_row_deleted(ledger: Ledger) -> None:
+    drop_triggers(ledger.url)
+    execute(ledger.url, "DELETE FROM checkpoints WHERE tree_size = 20")
+    assert fault_of(ledger) == ("checkpoint-deleted", None)
+
+
+def test_checkpoint_key_id_changed(ledger: Ledger) -> None:
+    drop_triggers(ledger.url)
+    execute(
+        ledger.url, "UPDATE checkpoints SET key_id = 'ffffffff' WHERE tree_size = 40"
+    )
+    assert fault_of(ledger) == ("checkpoint-row-changed", 40)
+
+
+def test_verifier_key_replaced_with_garbage(ledger: Ledger) -> None:
+    drop_triggers(ledger.url)
+    execute(ledger.url, "UPDATE log_keys SET verifier_key = 'not a key'")
+    kind, _seq = fault_of(ledger)
+    assert kind == "key-row-changed"
+    with pytest.raises(ChainError) as caught:
+        ledger.verifiers()
+    assert caught.value.reason == "row-altered"
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        (
+            f"UPDATE merkle_nodes SET hash = {NOT_UTF8} WHERE level = 1 AND idx = 3",
+            ("merkle-node-changed", 6),
+        ),
+        (
+            f"UPDATE entries SET entry_hash = {NOT_UTF8} WHERE seq = 7",
+            ("hash-changed", 7),
+        ),
+        (
+            f"UPDATE entries SET actor = {NOT_UTF8} WHERE seq = 9",
+            ("derived-column-changed", 9),
+        ),
+        (f"UPDATE entries SET body = {NOT_UTF8} WHERE seq = 11", ("body-changed", 11)),
+        (
+            f"UPDATE checkpoints SET note = {NOT_UTF8} WHERE tree_size = 40",
+            ("checkpoint-signature-invalid", 40),
+        ),
+        (
+            f"UPDATE checkpoints SET root_hash = {NOT_UTF8} WHERE tree_size = 40",
+            ("checkpoint-row-changed", None),
+        ),
+        (f"UPDATE log_keys SET verifier_key = {NOT_UTF8}", ("key-row-changed", None)),
+        (f"UPDATE chain_head SET head_hash = {NOT_UTF8}", ("head-mismatch", None)),
+    ],
+)
+@pytest.mark.parametrize("workers", [0, 2, None])
+def test_text_that_is_not_utf8(
+    sqlite_url: str,
+    key_dir: Path,
+    statement: str,
+    expected: tuple[str, int | None],
+    workers: int | None,
+) -> None:
+    with Ledger.create(
+        sqlite_url, origin="test.example/ledger", config=_config(key_dir)
+    ) as ledger:
+        ledger.append_many(_records(40))
+        ledger.make_checkpoint()
+        ledger.append_many(_records(5))
+        ledger.make_checkpoint()
+    drop_triggers(sqlite_url)
+    connection = sqlite3.connect(sqlite_url[len("sqlite:///") :])
+    connection.execute(statement)
+    connection.commit()
+    connection.close()
+    with Ledger.open(sqlite_url, config=_config(key_dir)) as ledger:
+        result = ledger.verify(workers=workers)
+    assert not result.ok
+    kind, seq = expected
+    assert result.fault.kind == kind
+    if seq is not None:
+        assert result.fault.seq == seq
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"UPDATE chain_head SET origin = {NOT_UTF8}",
+        f"UPDATE chain_head SET last_recorded_at = {NOT_UTF8}",
+        f"UPDATE merkle_nodes SET hash = {NOT_UTF8} WHERE level = 2 AND idx = 1",
+    ],
+)
+def test_cli_verify_exits_one(tmp_path: Path, statement: str) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    key_dir = tmp_path / "keys"
+    with Ledger.create(
+        url, origin="test.example/ledger", config=_config(key_dir)
+    ) as ledger:
+        ledger.append_many(_records(12))
+        ledger.make_checkpoint()
+    drop_triggers(url)
+    connection = sqlite3.connect(tmp_path / "ledger.db")
+    connection.execute(statement)
+    connection.commit()
+    connection.close()
+    result = subprocess.run(
+        [sys.executable, str(CLI), "--db", url, "--key-dir", str(key_dir), "verify"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert "unexpected" not in result.stderr
+    assert "altered" in result.stdout + result.stderr
