@@ -11,11 +11,16 @@ of the offending value:
 - object keys that are not strings;
 - duplicate keys in JSON text (RFC 7493 section 2.3).
 
-The common case is serialized by the standard library's C encoder, whose
-output equals JCS for strings, integers, booleans, null and BMP-only keys;
-floats are turned into the ECMAScript form first. Values that need the full
-algorithm (keys outside the Basic Multilingual Plane, large integral floats,
-floats in exponent form) go through the ``rfc8785`` package.
+The common case (BMP-only keys, integers within +-(2^53 - 1), floats that
+Python's repr prints in fixed notation) is serialized by orjson with sorted
+keys. Its output equals JCS there: strings get the same minimal escapes and
+floats the same shortest digits. tests/ledger/test_canonical.py compares
+it with the ``rfc8785`` package on random values. The standard library's C
+encoder takes the values orjson rejects (lone surrogates, nesting deeper
+than orjson allows), and floats of other forms are turned into the
+ECMAScript form first. Values that need the full algorithm (keys outside
+the Basic Multilingual Plane, large integral floats, floats in exponent
+form) go through the ``rfc8785`` package.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import json
 import math
 from typing import Any
 
+import orjson
 import rfc8785
 
 from .errors import CanonicalJSONError
@@ -228,8 +234,8 @@ class _Rejected(Exception):
 
 
 def _scan(value: Any) -> bool:
-    """Check ``value`` without building paths; return True if the C encoder's
-    output of ``value`` itself is already JCS.
+    """Check ``value`` without building paths; return True if the output of
+    orjson or the C encoder for ``value`` itself is already JCS.
 
     Returns False when floats need the ECMAScript form or keys need UTF-16
     ordering; raises _Rejected for anything JCS cannot represent. Lone
@@ -290,6 +296,11 @@ def canonical_bytes(value: Any, *, path: str = "") -> bytes:
         plain = _scan(value)
     except (_Rejected, RecursionError):
         plain = False
+    if plain:
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # encoded or reported by the standard encoder below
     try:
         if plain:
             text = "".join(_encode_plain(value, 0))

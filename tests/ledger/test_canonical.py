@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import struct
 from pathlib import Path
 
@@ -162,3 +163,67 @@ def test_fast_path_matches_reference_implementation(value: object) -> None:
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_float_round_trips_through_canonical_form(number: float) -> None:
     assert float(canonical_bytes(number)) == number
+
+
+# Characters where JSON encoders differ: every ASCII control character, DEL,
+# quote and backslash, the JavaScript line separators, a byte order mark,
+# private-use and last-BMP characters, and characters outside the BMP.
+_EDGE_TEXT = [chr(code) for code in range(0x80)] + list(
+    "\u00e9\u2028\u2029\ufeff\ue000\uffff\u0800\U0001f600\U0010ffff"
+)
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> object:
+    choice = rng.random()
+    if depth < 3 and choice < 0.15:
+        return {_random_text(rng): _random_value(rng, depth + 1) for _ in range(4)}
+    if depth < 3 and choice < 0.25:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    if choice < 0.5:
+        return _random_text(rng)
+    if choice < 0.65:
+        return rng.randint(-(2**53 - 1), 2**53 - 1)
+    if choice < 0.9:
+        return _random_float(rng)
+    return rng.choice([True, False, None])
+
+
+def _random_text(rng: random.Random) -> str:
+    return "".join(rng.choice(_EDGE_TEXT) for _ in range(rng.randint(0, 6)))
+
+
+def _random_float(rng: random.Random) -> float:
+    if rng.random() < 0.5:
+        return round(
+            10 ** rng.uniform(-6, 22) * rng.choice([1, -1]), rng.randint(0, 17)
+        )
+    while True:
+        bits = struct.pack("<Q", rng.getrandbits(64))
+        number = struct.unpack("<d", bits)[0]
+        if math.isfinite(number):
+            return number
+
+
+def test_random_values_match_reference_implementation() -> None:
+    # The fast path hands most values to orjson. Compare it byte for byte
+    # with the rfc8785 package on values built from the characters and
+    # numbers where encoders differ.
+    rng = random.Random(8785)
+    for _ in range(20_000):
+        value = {_random_text(rng): _random_value(rng) for _ in range(3)}
+        assert canonical_bytes(value) == rfc8785.dumps(value), value
+
+
+def test_deep_nesting_beyond_orjson_limit() -> None:
+    # orjson stops at 255 levels; the standard encoder takes over.
+    value: object = "leaf"
+    for _ in range(400):
+        value = [value]
+    assert canonical_bytes(value) == rfc8785.dumps(value)
+
+
+def test_lone_surrogate_value_names_path() -> None:
+    with pytest.raises(CanonicalJSONError) as error:
+        canonical_bytes({"label": {"text": "a\ud800b"}})
+    assert error.value.reason == "lone-surrogate"
+    assert error.value.path == "label.text"
