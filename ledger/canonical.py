@@ -13,14 +13,14 @@ of the offending value:
 
 The common case (BMP-only keys, integers within +-(2^53 - 1), floats that
 Python's repr prints in fixed notation) is serialized by orjson with sorted
-keys. Its output equals JCS there: strings get the same minimal escapes and
-floats the same shortest digits. tests/ledger/test_canonical.py compares
-it with the ``rfc8785`` package on random values. The standard library's C
-encoder takes the values orjson rejects (lone surrogates, nesting deeper
-than orjson allows), and floats of other forms are turned into the
-ECMAScript form first. Values that need the full algorithm (keys outside
-the Basic Multilingual Plane, large integral floats, floats in exponent
-form) go through the ``rfc8785`` package.
+keys. For these values its output equals JCS, because strings get the same
+minimal escapes and floats the same shortest digits. A test in
+tests/ledger/test_canonical.py compares it with the ``rfc8785`` package on
+random values. The standard library's C encoder takes what orjson rejects
+(lone surrogates, deep nesting), and values with other floats after those
+floats are rewritten in the ECMAScript form. Values that need the full
+algorithm (keys outside the Basic Multilingual Plane, large integral
+floats, floats in exponent form) go through the ``rfc8785`` package.
 """
 
 from __future__ import annotations

@@ -215,7 +215,8 @@ def test_random_values_match_reference_implementation() -> None:
 
 
 def test_deep_nesting_beyond_orjson_limit() -> None:
-    # orjson stops at 255 levels; the standard encoder takes over.
+    # orjson 3.13 rejects 255 or more levels of nesting, so the standard
+    # encoder takes over.
     value: object = "leaf"
     for _ in range(400):
         value = [value]
