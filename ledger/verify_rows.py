@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -46,6 +47,8 @@ __all__ = [
     "default_workers",
     "iter_range_reports",
 ]
+
+logger = logging.getLogger(__name__)
 
 RANGE_SIZE = 8192
 """Rows per range, a power of two: enough to amortize the queries, few
@@ -390,17 +393,25 @@ def _check_range_in_worker(task: tuple[str, int, int]) -> RangeReport:
         return check_range(connection, start, end)
 
 
+def _can_fork() -> bool:
+    """Return whether worker processes can be forked safely now.
+
+    Fork is safe only while this process runs a single thread, because a
+    lock held by another thread would stay locked in the child forever.
+    """
+    if threading.active_count() > 1:
+        return False
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def default_workers(rows: int) -> int:
     """Return how many worker processes to use for ``rows`` entries.
 
-    Workers are started with fork, which is safe only while this process
-    runs a single thread: a lock held by another thread would stay locked
-    in the child. Small ledgers are checked in this process.
+    Small ledgers, and processes that cannot fork safely, are checked in
+    this process.
     """
     cores = os.cpu_count() or 1
-    if rows < 4 * RANGE_SIZE or cores < 2 or threading.active_count() > 1:
-        return 0
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if rows < 4 * RANGE_SIZE or cores < 2 or not _can_fork():
         return 0
     return min(cores, 8)
 
@@ -411,7 +422,8 @@ def iter_range_reports(
     """Yield the reports of the ranges covering ``[start, end)``, in order.
 
     With ``workers`` > 0 the ranges are checked by that many forked worker
-    processes, otherwise in this process.
+    processes, otherwise in this process. Workers are not used while other
+    threads run, because forking then could deadlock the workers.
     """
     bounds = [
         (low, min(low + RANGE_SIZE, end)) for low in range(start, end, RANGE_SIZE)
@@ -422,6 +434,14 @@ def iter_range_reports(
         "",
         ":memory:",
     )
+    if workers > 0 and not _can_fork():
+        logger.warning(
+            "verify checks ranges in this process instead of %d workers: "
+            "%d threads run, and forking now could deadlock the workers",
+            workers,
+            threading.active_count(),
+        )
+        workers = 0
     if workers <= 0 or len(bounds) < 2 or in_memory:
         for low, high in bounds:
             with engine.connect() as connection, _collector_paused():

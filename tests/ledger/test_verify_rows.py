@@ -9,6 +9,7 @@ small ranges and worker processes on both databases.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,6 +264,53 @@ def test_clean_ledger_passes_range_check(
     assert result.entries_checked == SIZE
     assert result.checkpoints_checked == 6
     assert walks == [workers]
+
+
+@pytest.fixture
+def range_pids(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Record the pid of the process that checks each range, in a file.
+
+    Forked workers inherit the patched function, so they record too.
+    """
+    log = tmp_path / "range-pids.txt"
+    original = verify_rows.check_range
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        with log.open("a", encoding="ascii") as file:
+            file.write(f"{os.getpid()}\n")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(verify_rows, "check_range", recording)
+    return log
+
+
+def _pids(log: Path) -> set[int]:
+    return {int(line) for line in log.read_text(encoding="ascii").split()}
+
+
+def test_workers_are_other_processes(checkpointed: Ledger, range_pids: Path) -> None:
+    assert checkpointed.verify(workers=2).ok
+    pids = _pids(range_pids)
+    assert os.getpid() not in pids
+    assert len(pids) == 2
+
+
+def test_no_fork_while_threads_run(
+    checkpointed: Ledger, range_pids: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Forking while another thread holds a lock could hang the workers, so
+    # verify checks the ranges itself, with a warning.
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with caplog.at_level("WARNING", logger="ledger.verify_rows"):
+            assert checkpointed.verify(workers=2).ok
+    finally:
+        stop.set()
+        other.join()
+    assert _pids(range_pids) == {os.getpid()}
+    assert "instead of 2 workers" in caplog.text
 
 
 def test_trusted_checkpoint_inside_range(
