@@ -351,7 +351,17 @@ class Ledger:
                     max_workers=1, thread_name_prefix="govledger-receipts"
                 )
                 self._receipt_thread_pid = os.getpid()
-            return self._receipt_thread.submit(self._sign_receipts, signer, rows)
+            try:
+                return self._receipt_thread.submit(self._sign_receipts, signer, rows)
+            except RuntimeError:
+                # Executors take no work once the interpreter starts to shut
+                # down, which happens before it waits for other non-daemon
+                # threads and before atexit handlers run. Appends made then
+                # sign in the calling thread.
+                pass
+        signed: Future[list[dict[str, Any]]] = Future()
+        signed.set_result(self._sign_receipts(signer, rows))
+        return signed
 
     def _sign_receipts(
         self, signer: Any, rows: list[dict[str, Any]]
@@ -1733,7 +1743,15 @@ class _DriverTransaction:
         self._engine = engine
 
     def __enter__(self) -> _DriverTransaction:
-        self._pooled = self._engine.raw_connection()
+        driver_error = self._engine.dialect.loaded_dbapi.Error
+        try:
+            self._pooled = self._engine.raw_connection()
+        except driver_error as error:
+            # Unlike Engine.connect, raw_connection leaves a failed connect
+            # as the driver's own exception.
+            raise DBAPIError.instance(
+                "connect", (), error, driver_error, dialect=self._engine.dialect
+            ) from error
         try:
             self._driver = self._pooled.dbapi_connection
             self.cursor = _DriverCursor(self._engine.dialect, self._driver)

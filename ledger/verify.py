@@ -64,6 +64,15 @@ class Fault:
     expected: str | None = None
     actual: str | None = None
 
+    def __post_init__(self) -> None:
+        # Tampered rows can hold bytes or text that is not UTF-8, which a
+        # message quotes. Such values are shown escaped, so the fault can
+        # always be printed and serialized as JSON.
+        for name in ("message", "expected", "actual"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _printable(value))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             key: value
@@ -76,6 +85,15 @@ class Fault:
             }.items()
             if value is not None
         }
+
+
+def _printable(value: Any) -> str:
+    """Return ``value`` as text that encodes to UTF-8: bytes as hex, and
+    characters that have no UTF-8 form as backslash escapes."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    text = str(value)
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 @dataclass
@@ -156,6 +174,16 @@ class _ChainChecker:
     def check(
         self, seq: int, stored: str, body: bytes, columns: tuple[Any, ...]
     ) -> bytes:
+        if type(seq) is int and seq < self.expected_seq:
+            # Rows come in seq order, so this is a second row with a seq
+            # already read, possible once the table's key was dropped.
+            raise _Stop(
+                Fault(
+                    "entry-inserted",
+                    f"a second row with seq {seq} was inserted",
+                    seq=seq,
+                )
+            )
         if seq != self.expected_seq:
             raise _Stop(
                 Fault(
@@ -318,7 +346,7 @@ class _TreeChecker:
         return merkle.fold_right([node for _, _, node in self.peaks])
 
     def _compare_stored(self, nodes: list[tuple[int, int, bytes]]) -> None:
-        from .core import _as_bytes, _fetch_driver_sql
+        from .core import _fetch_driver_sql
 
         # merkle.extend and add_subtree make each level's nodes in index order,
         # with no gaps.
@@ -327,8 +355,10 @@ class _TreeChecker:
             by_level.setdefault(level, []).append((idx, node))
         with self.ledger.engine.connect() as connection:
             for level, wanted in by_level.items():
+                # A hash stored as text, even with the right bytes, is a
+                # change: it differs from every bytes value.
                 stored = [
-                    (idx, _as_bytes(node))
+                    (idx, bytes(node) if isinstance(node, memoryview) else node)
                     for idx, node in _fetch_driver_sql(
                         connection,
                         "SELECT idx, hash FROM merkle_nodes WHERE level = ? "
@@ -341,7 +371,7 @@ class _TreeChecker:
 
 
 def _raise_node_fault(
-    level: int, wanted: list[tuple[int, bytes]], stored: dict[int, bytes]
+    level: int, wanted: list[tuple[int, bytes]], stored: dict[int, Any]
 ) -> None:
     for idx, node in wanted:
         have = stored.get(idx)
@@ -355,7 +385,7 @@ def _raise_node_fault(
                     + ("is missing" if have is None else "was altered"),
                     seq=first,
                     expected=node.hex(),
-                    actual=None if have is None else have.hex(),
+                    actual=None if have is None else _printable(have),
                 )
             )
 
@@ -655,6 +685,17 @@ def _verify_once(
                     f"{count} rows with a negative seq (from {lowest}) were "
                     "inserted outside the chain",
                     seq=lowest,
+                )
+            )
+        repeated = _repeated_seq(ledger, head.size)
+        if repeated is not None:
+            seq, count = repeated
+            raise _Stop(
+                Fault(
+                    "entry-inserted",
+                    f"{count} rows have seq {seq}: rows were inserted beside "
+                    "the chain's entry, which the table's key should prevent",
+                    seq=seq,
                 )
             )
         if chain.expected_seq != head.size:
@@ -999,6 +1040,32 @@ def _rows_from(ledger: Ledger, seq: int) -> int:
             (seq,),
         )
     return int(count)
+
+
+def _repeated_seq(ledger: Ledger, size: int) -> tuple[int, int] | None:
+    """Return the lowest seq below ``size`` stored in more than one row, and
+    its number of rows, if any.
+
+    The walk reads each seq once, so a second row with the same seq (in a
+    table whose primary key was dropped) shows only in the row count.
+    """
+    from .core import _fetch_driver_sql
+
+    with ledger.engine.connect() as connection:
+        ((count,),) = _fetch_driver_sql(
+            connection,
+            "SELECT count(*) FROM entries WHERE seq >= 0 AND seq < ?",
+            (size,),
+        )
+        if count == size:
+            return None
+        rows = _fetch_driver_sql(
+            connection,
+            "SELECT seq, count(*) FROM entries WHERE seq >= 0 AND seq < ? "
+            "GROUP BY seq HAVING count(*) > 1 ORDER BY seq LIMIT 1",
+            (size,),
+        )
+    return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
 
 def _negative_rows(ledger: Ledger) -> tuple[int, int] | None:

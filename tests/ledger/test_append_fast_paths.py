@@ -165,3 +165,19 @@ def test_append_lock_timeout_rolls_back(postgres_url: str, key_dir: Path) -> Non
         assert ledger.size == 0
         # The pooled connection is usable again after the rollback.
         assert ledger.append(annotation(1))["seq"] == 0
+
+
+def test_append_to_dropped_database_is_store_error(
+    postgres_url: str, key_dir: Path
+) -> None:
+    from tests.conftest import _pg_admin
+
+    ledger, _ = create_ledger(postgres_url, key_dir)
+    ledger.append(annotation(0))
+    ledger.engine.dispose()
+    name = postgres_url.rsplit("/", 1)[1]
+    with _pg_admin() as connection:
+        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with pytest.raises(StoreError) as caught:
+        ledger.append(annotation(1))
+    assert "nothing was written" in str(caught.value)

@@ -9,15 +9,18 @@ none, and that verify and forked children are not hurt by the thread.
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from ledger import Ledger, StoreError
+from ledger import Ledger, LedgerConfig, StoreError
 from ledger.receipts import verify_receipt
-from tests.ledger._service_harness import annotation, create_ledger
+from tests.ledger._service_harness import ROOT, annotation, create_ledger
 
 THREAD_PREFIX = "govledger-receipts"
 
@@ -130,4 +133,54 @@ def test_forked_child_signs_receipts(sqlite_url: str, key_dir: Path) -> None:
         assert child.exitcode == 0
         assert results.get(timeout=5) == 1
         assert ledger.size == 2
+        assert ledger.verify(workers=0).ok
+
+
+# Python stops executors from taking work once shutdown begins, before it
+# waits for non-daemon threads and before atexit handlers run. Appends made
+# then must still succeed.
+_LATE_APPENDS = """
+import atexit, sys, threading
+from pathlib import Path
+from ledger import Ledger, LedgerConfig
+from tests.ledger._service_harness import annotation
+
+ledger = Ledger.open(sys.argv[1], config=LedgerConfig(key_dir=Path(sys.argv[2])))
+ledger.append(annotation(0))
+results = []
+
+def append_late(first):
+    for number in range(first, first + 20):
+        results.append(ledger.append(annotation(number))["seq"])
+
+def report():
+    append_late(100)
+    print(len(results), len(set(results)), flush=True)
+
+atexit.register(report)
+for first in (1, 40):
+    threading.Thread(target=append_late, args=(first,)).start()
+"""
+
+
+def test_appends_during_interpreter_shutdown(sqlite_url: str, key_dir: Path) -> None:
+    create_ledger(sqlite_url, key_dir)[0].close()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(_LATE_APPENDS),
+            sqlite_url,
+            str(key_dir),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.split() == ["60", "60"]
+    with Ledger.open(sqlite_url, config=LedgerConfig(key_dir=key_dir)) as ledger:
+        assert ledger.size == 61
         assert ledger.verify(workers=0).ok

@@ -9,6 +9,7 @@ or as a verification error (CLI exit 1), never crash with exit 3.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -71,6 +72,11 @@ def test_verifier_key_replaced_with_garbage(ledger: Ledger) -> None:
         (
             f"UPDATE merkle_nodes SET hash = {NOT_UTF8} WHERE level = 1 AND idx = 3",
             ("merkle-node-changed", 6),
+        ),
+        (
+            "UPDATE merkle_nodes SET hash = CAST(hash AS TEXT) "
+            "WHERE level = 2 AND idx = 2",
+            ("merkle-node-changed", 8),
         ),
         (
             f"UPDATE entries SET entry_hash = {NOT_UTF8} WHERE seq = 7",
@@ -153,3 +159,87 @@ def test_cli_verify_exits_one(tmp_path: Path, statement: str) -> None:
     assert "Traceback" not in result.stderr
     assert "unexpected" not in result.stderr
     assert "altered" in result.stdout + result.stderr
+
+
+def _drop_entries_key(url: str) -> None:
+    """Remove the primary key of entries, as an attacker with the file could."""
+    if not url.startswith("sqlite:///"):
+        execute(url, "ALTER TABLE entries DROP CONSTRAINT entries_pkey")
+        return
+    connection = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)
+    (create,) = connection.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'entries'"
+    ).fetchone()
+    without_key = create.replace("PRIMARY KEY (seq)", "CHECK (1)").replace(
+        "seq INTEGER NOT NULL", "seq BIGINT NOT NULL"
+    )
+    connection.execute("BEGIN")
+    connection.execute("ALTER TABLE entries RENAME TO entries_before")
+    connection.execute(without_key)
+    connection.execute("INSERT INTO entries SELECT * FROM entries_before ORDER BY seq")
+    connection.execute("DROP TABLE entries_before")
+    connection.execute("CREATE INDEX ix_entries_seq ON entries (seq)")
+    connection.execute("COMMIT")
+    connection.close()
+
+
+def test_second_row_with_same_seq(ledger: Ledger) -> None:
+    # The walk reads each seq once, so only the row count shows the copy.
+    drop_triggers(ledger.url)
+    _drop_entries_key(ledger.url)
+    columns = ", ".join(
+        name for name in ("seq", "entry_hash", "body", "kind", "recorded_at")
+    )
+    execute(
+        ledger.url,
+        f"INSERT INTO entries ({columns}) SELECT seq, entry_hash, body, 'review', "
+        "recorded_at FROM entries WHERE seq = 19",
+    )
+    assert fault_of(ledger) == ("entry-inserted", 19)
+
+
+@pytest.mark.parametrize(
+    ("statement", "kind"),
+    [
+        (
+            "UPDATE entries SET entry_hash = CAST(entry_hash AS BLOB) WHERE seq = 7",
+            "hash-changed",
+        ),
+        (
+            f"UPDATE entries SET actor = {NOT_UTF8} WHERE seq = 7",
+            "derived-column-changed",
+        ),
+    ],
+)
+def test_cli_json_fault_is_utf8(tmp_path: Path, statement: str, kind: str) -> None:
+    # Faults quote stored values, which may be bytes or text that is not
+    # UTF-8; the output must still be valid UTF-8 JSON.
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    key_dir = tmp_path / "keys"
+    with Ledger.create(
+        url, origin="test.example/ledger", config=_config(key_dir)
+    ) as ledger:
+        ledger.append_many(_records(12))
+    drop_triggers(url)
+    connection = sqlite3.connect(tmp_path / "ledger.db")
+    connection.execute(statement)
+    connection.commit()
+    connection.close()
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(CLI),
+            "--json",
+            "--db",
+            url,
+            "--key-dir",
+            str(key_dir),
+            "verify",
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    output = json.loads(result.stdout.decode("utf-8"))
+    assert output["fault"]["kind"] == kind
+    assert output["fault"]["seq"] == 7
