@@ -30,6 +30,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -488,24 +489,18 @@ def verify_ledger(
             except ChainError:
                 size = 0  # the walk below reports the head row
             workers = default_workers(size)
-        result = _verify_once(
+        run = partial(
+            _verify_once,
             reader,
             trusted_checkpoint=trusted_checkpoint,
             trusted_keys=trusted_keys,
             progress=progress,
-            range_workers=workers,
             range_engine=ledger.engine,
         )
+        result = run(range_workers=workers)
         if result.fault is None:
             return result
-        return _verify_once(
-            reader,
-            trusted_checkpoint=trusted_checkpoint,
-            trusted_keys=trusted_keys,
-            progress=progress,
-            range_workers=None,
-            range_engine=ledger.engine,
-        )
+        return run(range_workers=None)
 
 
 @contextmanager

@@ -128,6 +128,24 @@ def test_text_that_is_not_utf8(
         assert result.fault.seq == seq
 
 
+def _tampered_file(tmp_path: Path, statement: str) -> tuple[str, Path]:
+    """Make a SQLite ledger of 12 entries and a checkpoint, then run
+    ``statement`` on it with the triggers dropped; return its URL and key
+    directory."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    key_dir = tmp_path / "keys"
+    config = _config(key_dir)
+    with Ledger.create(url, origin="test.example/ledger", config=config) as ledger:
+        ledger.append_many(_records(12))
+        ledger.make_checkpoint()
+    drop_triggers(url)
+    connection = sqlite3.connect(tmp_path / "ledger.db")
+    connection.execute(statement)
+    connection.commit()
+    connection.close()
+    return url, key_dir
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -137,18 +155,7 @@ def test_text_that_is_not_utf8(
     ],
 )
 def test_cli_verify_exits_one(tmp_path: Path, statement: str) -> None:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    key_dir = tmp_path / "keys"
-    with Ledger.create(
-        url, origin="test.example/ledger", config=_config(key_dir)
-    ) as ledger:
-        ledger.append_many(_records(12))
-        ledger.make_checkpoint()
-    drop_triggers(url)
-    connection = sqlite3.connect(tmp_path / "ledger.db")
-    connection.execute(statement)
-    connection.commit()
-    connection.close()
+    url, key_dir = _tampered_file(tmp_path, statement)
     result = subprocess.run(
         [sys.executable, str(CLI), "--db", url, "--key-dir", str(key_dir), "verify"],
         capture_output=True,
@@ -214,17 +221,7 @@ def test_second_row_with_same_seq(ledger: Ledger) -> None:
 def test_cli_json_fault_is_utf8(tmp_path: Path, statement: str, kind: str) -> None:
     # Faults quote stored values, which may be bytes or text that is not
     # UTF-8; the output must still be valid UTF-8 JSON.
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    key_dir = tmp_path / "keys"
-    with Ledger.create(
-        url, origin="test.example/ledger", config=_config(key_dir)
-    ) as ledger:
-        ledger.append_many(_records(12))
-    drop_triggers(url)
-    connection = sqlite3.connect(tmp_path / "ledger.db")
-    connection.execute(statement)
-    connection.commit()
-    connection.close()
+    url, key_dir = _tampered_file(tmp_path, statement)
     result = subprocess.run(
         [
             sys.executable,
