@@ -102,6 +102,12 @@ class _DuplicateKey:
         self.key = key
 
 
+def _too_deep(path: str) -> CanonicalJSONError:
+    return CanonicalJSONError(
+        "JSON nesting is too deep; flatten the value", path=path, reason="too-deep"
+    )
+
+
 def _join(path: str, key: str) -> str:
     if not path:
         return key
@@ -313,11 +319,7 @@ def canonical_bytes(value: Any, *, path: str = "") -> bytes:
                     raise CanonicalJSONError(str(error), path=path) from error
             text = _encode(prepared)
     except RecursionError:
-        raise CanonicalJSONError(
-            "JSON nesting is too deep; flatten the value",
-            path=path,
-            reason="too-deep",
-        ) from None
+        raise _too_deep(path) from None
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
@@ -360,11 +362,7 @@ def parse_json(text: str | bytes, *, path: str = "") -> Any:
             parse_constant=_NonFinite,
         )
     except RecursionError:
-        raise CanonicalJSONError(
-            "JSON nesting is too deep; flatten the value",
-            path=path,
-            reason="too-deep",
-        ) from None
+        raise _too_deep(path) from None
     except json.JSONDecodeError as error:
         raise CanonicalJSONError(
             f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}",

@@ -312,7 +312,7 @@ class Ledger:
     def on_engine(self, engine: Engine) -> Ledger:
         """Return a Ledger object for the same ledger that uses ``engine``.
 
-        ``engine`` must reach the same database, made by ``store.make_engine``.
+        ``engine`` must be made by ``store.make_engine`` for the same database.
         """
         return Ledger(engine, self.url, self.config, self._clock)
 
@@ -352,20 +352,22 @@ class Ledger:
                 )
                 self._receipt_thread_pid = os.getpid()
             try:
-                return self._receipt_thread.submit(self._sign_receipts, signer, rows)
+                return self._receipt_thread.submit(self.sign_receipts, signer, rows)
             except RuntimeError:
-                # Executors take no work once the interpreter starts to shut
+                # Executors reject new work once the interpreter starts to shut
                 # down, which happens before it waits for other non-daemon
                 # threads and before atexit handlers run. Appends made then
                 # sign in the calling thread.
                 pass
         signed: Future[list[dict[str, Any]]] = Future()
-        signed.set_result(self._sign_receipts(signer, rows))
+        signed.set_result(self.sign_receipts(signer, rows))
         return signed
 
-    def _sign_receipts(
+    def sign_receipts(
         self, signer: Any, rows: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
+        """Sign a receipt with ``signer`` for each row (``seq``, ``entry_hash``,
+        ``recorded_at``) of this ledger's entries."""
         from .receipts import make_receipt
 
         return [

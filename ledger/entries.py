@@ -176,6 +176,12 @@ def normalize_time(value: str) -> str | None:
 _NO_MEMBERS: dict[str, Any] = {}
 
 
+def _object_member(record: dict[str, Any], name: str) -> dict[str, Any]:
+    """Return the member ``name`` of ``record``, or {} if it is not an object."""
+    value = record.get(name)
+    return value if isinstance(value, dict) else _NO_MEMBERS
+
+
 def derived_values(
     kind: str, recorded_at: str, record: dict[str, Any]
 ) -> tuple[Any, ...]:
@@ -187,18 +193,10 @@ def derived_values(
     it is.
     """
     get = record.get
-    item = get("item")
-    if not isinstance(item, dict):
-        item = _NO_MEMBERS
-    model = get("model")
-    if not isinstance(model, dict):
-        model = _NO_MEMBERS
-    target = get("target")
-    if not isinstance(target, dict):
-        target = _NO_MEMBERS
-    source = get("source")
-    if not isinstance(source, dict):
-        source = _NO_MEMBERS
+    item = _object_member(record, "item")
+    model = _object_member(record, "model")
+    target = _object_member(record, "target")
+    source = _object_member(record, "source")
     actor = get("actor")
     subject = get("subject")
     occurred_at = get("occurred_at")

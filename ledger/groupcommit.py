@@ -34,7 +34,6 @@ from sqlalchemy.engine import Connection
 from .core import driver_cursor
 from .entries import format_timestamp
 from .errors import GovLedgerError, InputError, StoreError
-from .receipts import make_receipt
 
 if TYPE_CHECKING:
     from .core import Ledger, PreparedRecord
@@ -438,16 +437,7 @@ class GroupCommitter:
         # NOTE: the receipts are signed again from the stored seq, entry hash
         # and time. Ed25519 signatures are deterministic (RFC 8032), so they
         # equal the first receipts unless the log key was rotated since.
-        receipts = [
-            make_receipt(
-                signer,
-                origin=self._ledger.origin,
-                seq=row["seq"],
-                entry_hash=row["entry_hash"],
-                recorded_at=row["recorded_at"],
-            )
-            for row in rows
-        ]
+        receipts = self._ledger.sign_receipts(signer, rows)
         logger.info("replayed an idempotent append of %d receipts", len(receipts))
         return AppendOutcome(receipts=receipts, replayed=True)
 

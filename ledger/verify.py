@@ -66,7 +66,7 @@ class Fault:
     actual: str | None = None
 
     def __post_init__(self) -> None:
-        # Tampered rows can hold bytes or text that is not UTF-8, which a
+        # Tampered rows can contain bytes or text that is not UTF-8, which a
         # message quotes. Such values are shown escaped, so the fault can
         # always be printed and serialized as JSON.
         for name in ("message", "expected", "actual"):
@@ -357,7 +357,7 @@ class _TreeChecker:
         with self.ledger.engine.connect() as connection:
             for level, wanted in by_level.items():
                 # A hash stored as text, even with the right bytes, is a
-                # change: it differs from every bytes value.
+                # change, because it differs from every bytes value.
                 stored = [
                     (idx, bytes(node) if isinstance(node, memoryview) else node)
                     for idx, node in _fetch_driver_sql(
@@ -480,7 +480,7 @@ def verify_ledger(
     """
     if workers is None or workers > 0:
         # Workers are forked, which is safe only while this process runs
-        # one thread, so an idle receipt thread goes first.
+        # one thread, so the ledger's idle receipt thread stops first.
         ledger.stop_receipt_thread()
     with _lenient_reader(ledger) as reader:
         if workers is None:

@@ -436,8 +436,8 @@ def iter_range_reports(
     )
     if workers > 0 and not _can_fork():
         logger.warning(
-            "verify checks ranges in this process instead of %d workers: "
-            "%d threads run, and forking now could deadlock the workers",
+            "verify checks ranges in this process instead of %d workers "
+            "because %d threads run and forking now could deadlock the workers",
             workers,
             threading.active_count(),
         )

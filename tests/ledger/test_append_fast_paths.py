@@ -167,9 +167,7 @@ def test_append_lock_timeout_rolls_back(postgres_url: str, key_dir: Path) -> Non
         assert ledger.append(annotation(1))["seq"] == 0
 
 
-def test_append_to_dropped_database_is_store_error(
-    postgres_url: str, key_dir: Path
-) -> None:
+def test_dropped_database_gives_store_error(postgres_url: str, key_dir: Path) -> None:
     from tests.conftest import _pg_admin
 
     ledger, _ = create_ledger(postgres_url, key_dir)

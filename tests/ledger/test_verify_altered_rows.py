@@ -129,9 +129,11 @@ def test_text_that_is_not_utf8(
 
 
 def _tampered_file(tmp_path: Path, statement: str) -> tuple[str, Path]:
-    """Make a SQLite ledger of 12 entries and a checkpoint, then run
-    ``statement`` on it with the triggers dropped; return its URL and key
-    directory."""
+    """Make a SQLite ledger of 12 entries and a checkpoint, and run
+    ``statement`` on it with the triggers dropped.
+
+    Returns the ledger's URL and key directory.
+    """
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     key_dir = tmp_path / "keys"
     config = _config(key_dir)
@@ -220,7 +222,7 @@ def test_second_row_with_same_seq(ledger: Ledger) -> None:
 )
 def test_cli_json_fault_is_utf8(tmp_path: Path, statement: str, kind: str) -> None:
     # Faults quote stored values, which may be bytes or text that is not
-    # UTF-8; the output must still be valid UTF-8 JSON.
+    # UTF-8. The output must still be valid UTF-8 JSON.
     url, key_dir = _tampered_file(tmp_path, statement)
     result = subprocess.run(
         [
