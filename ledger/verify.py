@@ -88,12 +88,18 @@ class Fault:
         }
 
 
+# Control characters from a stored value could end a line early or drive a
+# terminal, so faults show them as \xNN escapes.
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]}
+
+
 def _printable(value: Any) -> str:
     """Return ``value`` as text that encodes to UTF-8: bytes as hex, and
-    characters that have no UTF-8 form as backslash escapes."""
+    control characters and characters that have no UTF-8 form as backslash
+    escapes."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
-    text = str(value)
+    text = str(value).translate(_CONTROL_ESCAPES)
     return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 

@@ -242,3 +242,20 @@ def test_cli_json_fault_is_utf8(tmp_path: Path, statement: str, kind: str) -> No
     output = json.loads(result.stdout.decode("utf-8"))
     assert output["fault"]["kind"] == kind
     assert output["fault"]["seq"] == 7
+
+
+def test_cli_fault_escapes_control_characters(tmp_path: Path) -> None:
+    # A stored value with a NUL or a terminal escape sequence is quoted in
+    # the fault, escaped, so it cannot cut or colour the output.
+    url, key_dir = _tampered_file(
+        tmp_path, "UPDATE chain_head SET head_hash = CAST(x'00731b5b33316d' AS TEXT)"
+    )
+    result = subprocess.run(
+        [sys.executable, str(CLI), "--db", url, "--key-dir", str(key_dir), "verify"],
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert b"\x00" not in result.stdout
+    assert b"\x1b" not in result.stdout
+    assert b"\\x00s\\x1b[31m" in result.stdout
