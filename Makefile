@@ -10,13 +10,13 @@ DEMO_OUT ?= demo-out
 .PHONY: demo test system-deps install install-test lint bench clean
 
 system-deps:
-	bash scripts/system-deps.sh
+	PYTHON=$(PYTHON) bash scripts/system-deps.sh
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip>=24"
 
-$(VENV)/.installed: $(VENV)/bin/python pyproject.toml constraints.txt
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml setup.py constraints.txt ledger/_rowcheck.c
 	$(PIP) install --quiet -c constraints.txt -e .
 	touch $@
 

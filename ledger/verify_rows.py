@@ -2,10 +2,14 @@
 
 ``verify`` walks entries one at a time so that it can name the first fault
 and its kind. Most ledgers have no fault, so it first runs these batch
-checks over ranges of rows: each range is read in one query, every body is
-hashed and parsed, and what the walk checks is compared as whole lists. A
+checks over ranges of rows: each range is read in one query, and every
+body is hashed and checked against its row by the walk's own rules. A
 range passes only if the walk would pass it too. If any range fails,
 ``verify`` runs the walk to locate and classify the fault.
+
+The compiled module ``ledger._rowcheck`` (ledger/_rowcheck.c), when it was
+built, checks the rows in the form govledger writes and leaves the others
+to ``_row_passes`` here. On a SQLite file it reads the rows itself.
 
 Ranges are independent, so a pool of worker processes can check them at the
 same time. For each range a worker also rebuilds the perfect subtrees of the
@@ -30,14 +34,18 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-import msgspec
-import orjson
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from .entries import DERIVED_COLUMNS, FORMAT_VERSION, derived_columns, normalize_time
+from .entries import DERIVED_COLUMNS, derived_values, parse_entry
+from .errors import GovLedgerError
 from .merkle import HASH_SIZE
+
+try:
+    from . import _rowcheck
+except ImportError:  # built without a C compiler or libssl-dev
+    _rowcheck = None
 
 __all__ = [
     "RANGE_SIZE",
@@ -74,6 +82,11 @@ _SELECT_NODES_SQLITE = (
     "CAST(group_concat(hash, '') AS BLOB) FROM (SELECT idx, hash FROM "
     "merkle_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx)"
 )
+# The compiled reader compares each node itself, so it reads them as rows.
+_SELECT_NODE_ROWS = (
+    "SELECT idx, hash FROM merkle_nodes WHERE level = ? AND idx >= ? AND idx < ? "
+    "ORDER BY idx"
+)
 _SELECT_NODES = (
     "SELECT count(*), count(DISTINCT idx), "
     "count(*) FILTER (WHERE octet_length(hash) = 32), "
@@ -105,126 +118,27 @@ class RangeReport:
         return self.levels[level][offset : offset + HASH_SIZE]
 
 
-class _Member(msgspec.Struct):
-    """The fields read from a record's model, target, item or source object."""
+def _row_passes(row: tuple[Any, ...], prev: str | None) -> tuple[bool, Any]:
+    """Check one row's body against its seq, columns and ``prev`` as the walk does.
 
-    name: Any = None
-    version: Any = None
-    seq: Any = None
-    entry_hash: Any = None
-    dataset: Any = None
-    id: Any = None
-    system: Any = None
-    ref: Any = None
-
-
-class _Record(msgspec.Struct):
-    """The record fields that derived columns come from; others are skipped."""
-
-    actor: Any = None
-    subject: Any = None
-    occurred_at: Any = None
-    confidence: Any = None
-    model: _Member | None = None
-    target: _Member | None = None
-    item: _Member | None = None
-    source: _Member | None = None
-
-
-class _Entry(msgspec.Struct, forbid_unknown_fields=True):
-    """A format-1 entry: exactly these six members."""
-
-    kind: Any
-    prev: Any
-    record: _Record
-    recorded_at: Any
-    seq: Any
-    v: Any
-
-
-# msgspec builds only the fields above, which made this decoder about twice
-# as fast as orjson.loads on the benchmark's entries. Like orjson it keeps
-# the last of duplicate keys. Inputs it rejects (a member that is not an
-# object, nesting deeper than its limit) fail the range, and the walk parses
-# them with orjson.
-_decode_entry = msgspec.json.Decoder(_Entry).decode
-_NO_MEMBER = _Member()
-_DECODE_ERRORS = (msgspec.DecodeError, orjson.JSONDecodeError, RecursionError)
-_INT64_MIN = -(2**63)
-_UINT64_MAX = 2**64 - 1
-
-
-def _entry_facts(body: bytes) -> tuple[Any, ...]:
-    """Parse a body and return what the walk checks, in ``check_rows`` order.
-
-    The derived values are those of ``derived_columns``, except that text
-    members are taken as parsed: a value that is not a str equals no stored
-    str, so its row goes to the exact check, which derives None for it.
+    The body is parsed and its columns derived by the walk's own functions.
+    ``prev`` is the hex hash of the previous row, or None for the range's
+    first row, whose link the caller checks. Returns whether the row passes
+    and the body's ``prev``.
     """
-    if not body.isascii() or b"\\u" in body:
-        # msgspec skips the members it does not read without checking their
-        # UTF-8 or their \u escapes, so such a body is parsed in full once.
-        orjson.loads(body)
-    entry = _decode_entry(body)
-    record = entry.record
-    model = record.model or _NO_MEMBER
-    target = record.target or _NO_MEMBER
-    item = record.item or _NO_MEMBER
-    source = record.source or _NO_MEMBER
-    occurred_at = record.occurred_at
-    if type(occurred_at) is not str:
-        occurred_at = None
-    elif len(occurred_at) == 20 and occurred_at[10] == "T" and occurred_at[19] == "Z":
-        occurred_at = occurred_at[:19] + ".000000Z"  # normalize_time's fast path
-    else:
-        occurred_at = normalize_time(occurred_at)
-    confidence = record.confidence
-    if type(confidence) is int or type(confidence) is float:
-        confidence = float(confidence)
-    else:
-        confidence = None
-    target_seq = target.seq
-    # orjson, which the walk uses, reads integers outside the 64-bit range
-    # as floats, which do not derive a seq.
-    if type(target_seq) is not int or not _INT64_MIN <= target_seq <= _UINT64_MAX:
-        target_seq = None
-    return (
-        entry.v,
-        entry.seq,
-        type(entry.seq),
-        entry.prev,
-        entry.kind,
-        record.actor,
-        record.subject,
-        entry.recorded_at,
-        occurred_at,
-        model.name,
-        model.version,
-        confidence,
-        target_seq,
-        target.entry_hash,
-        item.dataset,
-        item.id,
-        source.system,
-        source.ref,
-    )
-
-
-def _exact_row_check(facts: tuple[Any, ...], row: tuple[Any, ...], prev: str) -> bool:
-    """Check one row whose facts differ, with the walk's own derivation."""
-    # The version, seq and prev must match as they are.
-    if facts[:4] != (FORMAT_VERSION, row[0], int, prev):
-        return False
-    entry = orjson.loads(row[2])
-    if type(entry["kind"]) is not str or type(entry["recorded_at"]) is not str:
-        return False
-    derived = derived_columns(entry["kind"], entry["recorded_at"], entry["record"])
-    return tuple(derived[name] for name in DERIVED_COLUMNS) == row[3:]
+    try:
+        entry = parse_entry(row[2], row[1], strict=False)
+    except (GovLedgerError, ValueError):
+        return False, None
+    if entry.seq != row[0] or (prev is not None and entry.prev != prev):
+        return False, entry.prev
+    derived = derived_values(entry.kind, entry.recorded_at, entry.record)
+    return derived == tuple(row[3:]), entry.prev
 
 
 def check_rows(
     start: int, end: int, rows: list[tuple[Any, ...]]
-) -> tuple[RangeReport, list[bytes]]:
+) -> tuple[RangeReport, bytes]:
     """Check one range of rows: (seq, entry_hash, body, derived columns...).
 
     The rules are those of the walk: seqs run from ``start`` to ``end - 1``,
@@ -232,11 +146,75 @@ def check_rows(
     that seq, links to the previous row's hash, and yields the stored
     derived columns. The link into the range is left to the caller, which
     compares ``first_prev`` with the hash of entry ``start - 1``. Returns
-    the report and the entry hashes.
+    the report and the entry hashes, concatenated.
+
+    The compiled ``_rowcheck``, when built, hashes the rows and vouches for
+    the rows in the form it reads; the others are checked here.
     """
-    failed = RangeReport(start, end, passed=False), []
+    failed = RangeReport(start, end, passed=False), b""
     if len(rows) != end - start or not rows:
         return failed
+    fast = None
+    if _rowcheck is not None:
+        try:
+            fast = _rowcheck.check_rows(start, rows)
+        except (ValueError, OverflowError):  # seqs beyond 64 bits
+            fast = None
+    if fast is None:
+        return _check_rows_in_python(start, end, rows)
+    return _settle_undecided(start, end, fast, rows)
+
+
+def _settle_undecided(
+    start: int,
+    end: int,
+    fast: tuple[bytes, list[int], str | None],
+    rows: list[tuple[Any, ...]] | None,
+) -> tuple[RangeReport, bytes]:
+    """Finish a range that ``_rowcheck`` hashed, checking the rows it left.
+
+    ``fast`` is what ``_rowcheck`` returned: the entry hashes, the indexes
+    of the rows it left undecided and the first row's prev. ``rows`` contains
+    the range's rows when there are undecided ones. If they were read
+    separately, each must still be the row that was hashed.
+    """
+    failed = RangeReport(start, end, passed=False), b""
+    leaves, undecided, first_prev = fast
+    if undecided and (rows is None or len(rows) != end - start):
+        return failed
+    for index in undecided:
+        row = rows[index]
+        leaf = leaves[HASH_SIZE * index : HASH_SIZE * (index + 1)]
+        if (
+            row[0] != start + index
+            or type(row[2]) is not bytes
+            or hashlib.sha256(b"\x00" + row[2]).digest() != leaf
+            or row[1] != leaf.hex()
+        ):
+            return failed
+        prev = None
+        if index > 0:
+            prev = leaves[HASH_SIZE * (index - 1) : HASH_SIZE * index].hex()
+        passed, body_prev = _row_passes(row, prev)
+        if not passed:
+            return failed
+        if index == 0:
+            first_prev = body_prev
+    report = RangeReport(
+        start,
+        end,
+        passed=True,
+        first_prev=first_prev,
+        last_hash=leaves[-HASH_SIZE:].hex(),
+    )
+    return report, leaves
+
+
+def _check_rows_in_python(
+    start: int, end: int, rows: list[tuple[Any, ...]]
+) -> tuple[RangeReport, bytes]:
+    """Run ``check_rows`` without the compiled module."""
+    failed = RangeReport(start, end, passed=False), b""
     if [row[0] for row in rows] != list(range(start, end)):
         return failed
     bodies = [row[2] for row in rows]
@@ -247,49 +225,45 @@ def check_rows(
     hashes = [digest.hex() for digest in digests]
     if hashes != [row[1] for row in rows]:
         return failed
-    try:
-        facts = list(map(_entry_facts, bodies))
-    except (*_DECODE_ERRORS, OverflowError):
-        return failed
-    first_prev = facts[0][3]
-    if type(first_prev) is not str:
-        return failed
-    prevs = [first_prev, *hashes[:-1]]
-    # The facts a body must show: version, seq, prev and the stored columns.
-    expected = [
-        (FORMAT_VERSION, row[0], int, prev, *row[3:])
-        for row, prev in zip(rows, prevs, strict=True)
-    ]
-    if facts != expected:
-        for index, (have, want) in enumerate(zip(facts, expected, strict=True)):
-            if have != want and not _exact_row_check(have, rows[index], prevs[index]):
-                return failed
+    first_prev = None
+    for index, row in enumerate(rows):
+        passed, body_prev = _row_passes(row, hashes[index - 1] if index else None)
+        if not passed:
+            return failed
+        if index == 0:
+            first_prev = body_prev
     report = RangeReport(
         start, end, passed=True, first_prev=first_prev, last_hash=hashes[-1]
     )
-    return report, digests
+    return report, b"".join(digests)
 
 
-def _subtree_levels(leaves: list[bytes]) -> list[list[bytes]]:
+def _subtree_levels(leaves: bytes) -> list[bytes]:
     """Return the node hashes of each level above ``leaves``, level 1 first.
 
-    Level ``k`` contains one node per whole group of ``2**k`` leaves. A leaf
-    or node left over at the right end has no parent in the range.
+    ``leaves`` and each level are 32-byte hashes, concatenated. Level ``k``
+    contains one node per whole group of ``2**k`` leaves. A leaf or node
+    left over at the right end has no parent in the range.
     """
+    if _rowcheck is not None:
+        return _rowcheck.subtree_levels(leaves)
     sha256 = hashlib.sha256
     levels = []
-    nodes = leaves
+    nodes = [
+        leaves[offset : offset + HASH_SIZE]
+        for offset in range(0, len(leaves), HASH_SIZE)
+    ]
     while len(nodes) > 1:
         nodes = [
             sha256(b"\x01" + left + right).digest()
             for left, right in zip(nodes[0::2], nodes[1::2], strict=False)
         ]
-        levels.append(nodes)
+        levels.append(b"".join(nodes))
     return levels
 
 
 def _check_nodes(
-    connection: Connection, report: RangeReport, leaves: list[bytes]
+    connection: Connection, report: RangeReport, leaves: bytes
 ) -> RangeReport:
     """Rebuild the nodes inside the range and compare them with the stored ones."""
     cursor = connection.connection.cursor()
@@ -297,16 +271,16 @@ def _check_nodes(
         statement = _SELECT_NODES_SQLITE
     else:
         statement = _SELECT_NODES
-    levels = [b"".join(leaves)]
-    for level, nodes in enumerate(_subtree_levels(leaves), start=1):
+    levels = [leaves]
+    for level, joined in enumerate(_subtree_levels(leaves), start=1):
+        count = len(joined) // HASH_SIZE
         low = report.start >> level
-        cursor.execute(statement, (level, low, low + len(nodes)))
+        cursor.execute(statement, (level, low, low + count))
         rows, indexes, hashes, stored = cursor.fetchone()
-        joined = b"".join(nodes)
         if (
-            rows != len(nodes)
-            or indexes != len(nodes)
-            or hashes != len(nodes)
+            rows != count
+            or indexes != count
+            or hashes != count
             or stored is None
             or bytes(stored) != joined
         ):
@@ -343,11 +317,17 @@ def check_range(connection: Connection, start: int, end: int) -> RangeReport:
 
 
 def _check_range(connection: Connection, start: int, end: int) -> RangeReport:
-    cursor = connection.connection.cursor()
-    cursor.execute(_driver_sql(connection, _SELECT_ROWS), (start, end))
-    rows = cursor.fetchall()
-    if rows and type(rows[0][2]) is memoryview:  # bytea from psycopg2
-        rows = [(row[0], row[1], bytes(row[2]), *row[3:]) for row in rows]
+    path = _sqlite_file(connection)
+    if path is not None:
+        try:
+            fast = _rowcheck.read_sqlite_range(
+                path, _SELECT_ROWS, _SELECT_NODE_ROWS, start, end
+            )
+        except ValueError:  # a path that is not UTF-8 or contains a NUL
+            fast = None
+        if fast is not None:
+            return _finish_sqlite_range(connection, start, end, fast)
+    rows = _fetch_rows(connection, start, end)
     try:
         report, leaves = check_rows(start, end, rows)
     except (TypeError, ValueError):
@@ -357,6 +337,60 @@ def _check_range(connection: Connection, start: int, end: int) -> RangeReport:
     if report.passed:
         report = _check_nodes(connection, report, leaves)
     return report
+
+
+def _fetch_rows(connection: Connection, start: int, end: int) -> list[tuple[Any, ...]]:
+    cursor = connection.connection.cursor()
+    cursor.execute(_driver_sql(connection, _SELECT_ROWS), (start, end))
+    rows = cursor.fetchall()
+    if rows and type(rows[0][2]) is memoryview:  # bytea from psycopg2
+        rows = [(row[0], row[1], bytes(row[2]), *row[3:]) for row in rows]
+    return rows
+
+
+def _finish_sqlite_range(
+    connection: Connection, start: int, end: int, fast: tuple[Any, ...]
+) -> RangeReport:
+    """Finish a range that ``_rowcheck`` read from the SQLite file itself."""
+    leaves, undecided, first_prev, levels = fast
+    if levels is None:  # a stored node differs; the walk names it
+        return RangeReport(start, end, passed=False)
+    rows = _fetch_rows(connection, start, end) if undecided else None
+    try:
+        report, _leaves = _settle_undecided(
+            start, end, (leaves, undecided, first_prev), rows
+        )
+    except (TypeError, ValueError):
+        return RangeReport(start, end, passed=False)
+    if not report.passed:
+        return report
+    return RangeReport(
+        start,
+        end,
+        passed=True,
+        levels=(leaves, *levels),
+        first_prev=report.first_prev,
+        last_hash=report.last_hash,
+    )
+
+
+def _sqlite_file(connection: Connection) -> str | None:
+    """Return the path of the SQLite file that ``_rowcheck`` can read itself.
+
+    None for other databases, in-memory and URI-named SQLite databases, and
+    when the compiled module or its access to SQLite is missing.
+    """
+    if _rowcheck is None or not _rowcheck.SQLITE_READER:
+        return None
+    url = connection.engine.url
+    if url.get_backend_name() != "sqlite" or url.get_driver_name() != "pysqlite":
+        return None
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    if url.query:
+        return None
+    return database
 
 
 # Worker side: each worker process keeps one engine per database URL.

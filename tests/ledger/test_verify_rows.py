@@ -4,6 +4,10 @@ The range check must pass only what the walk passes, so each case below
 builds rows whose bodies hash correctly and checks that the range check
 agrees with the walk's derivation. The end-to-end tests run verify with
 small ranges and worker processes on both databases.
+
+Every test runs twice: with the compiled fast path (ledger/_rowcheck.c) and
+with the Python check alone. tests/ledger/test_rowcheck.py compares the two
+on many more rows.
 """
 
 from __future__ import annotations
@@ -26,6 +30,25 @@ from ledger.verify_rows import check_rows
 from tests.ledger.test_verify import drop_triggers, execute, fetch
 
 RECORDED_AT = "2026-03-01T12:00:00.000000Z"
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def implementation(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Check ranges with the compiled module, or with Python alone."""
+    if request.param == "python":
+        monkeypatch.setattr(verify_rows, "_rowcheck", None)
+    elif verify_rows._rowcheck is None:
+        if os.environ.get("GOVLEDGER_REQUIRE_ACCELERATOR") == "1":
+            pytest.fail("ledger._rowcheck was not built")
+        pytest.skip("ledger._rowcheck was not built (no C compiler or libssl-dev)")
+    return request.param
+
+
+def test_compiled_module_reads_sqlite_itself(implementation: str) -> None:
+    if implementation == "compiled":
+        assert verify_rows._rowcheck.SQLITE_READER
 
 
 def _record(**changes: Any) -> dict[str, Any]:
@@ -198,8 +221,24 @@ def test_target_seq_beyond_64_bits_fails() -> None:
     assert not _passes(row)
 
 
-def test_non_object_member_fails() -> None:
-    assert not _passes(_row(_record(model="credit-risk")))
+def _walk_passes(row: tuple[Any, ...]) -> bool:
+    checker = verify_module._ChainChecker()
+    checker.expected_seq = row[0]
+    try:
+        checker.check(row[0], row[1], row[2], tuple(row[3:]))
+    except verify_module._Stop:
+        return False
+    return True
+
+
+def test_non_object_member_reads_as_no_member() -> None:
+    # The walk derives no model columns from a model that is not an object.
+    row = _row(_record(model="credit-risk"))
+    assert _walk_passes(row)
+    assert _passes(row)
+    wrong = _row(_record(model="credit-risk"), columns={"model_name": "credit-risk"})
+    assert not _walk_passes(wrong)
+    assert not _passes(wrong)
 
 
 def test_changed_body_fails() -> None:
