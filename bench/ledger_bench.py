@@ -8,7 +8,8 @@ Three ratios, each govledger's rate divided by the baseline's rate:
 - verify: a full ``verify``, against raw sqlite3 reading every row and
   recomputing the same SHA-256 in one process. ``verify`` uses worker
   processes (one per CPU) for a ledger this size; verify_serial is the same
-  check in one process, printed for comparison;
+  check in one process, printed for comparison. Both use the compiled
+  module ``ledger._rowcheck`` unless ``--python-check`` is given;
 - single appends: durable one-record appends, against raw sqlite3 inserting
   the same rows (read back from the ledger) one transaction each, with the
   same WAL and synchronous=FULL, into a table that already holds every
@@ -17,7 +18,8 @@ Three ratios, each govledger's rate divided by the baseline's rate:
 Verify and single appends run in interleaved rounds (``--rounds``), and
 each side keeps its best round.
 
-Run: ``.venv/bin/python bench/ledger_bench.py [--records N] [--singles N]``.
+Run: ``.venv/bin/python bench/ledger_bench.py [--records N] [--singles N]``;
+``--python-check`` measures verify without its compiled module.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ledger import Ledger, LedgerConfig
+from ledger import Ledger, LedgerConfig, verify_rows
 
 GOALS = {
     "append_many": 0.35,
@@ -134,7 +136,14 @@ def main() -> None:
     parser.add_argument(
         "--signed", type=int, default=20_000, help="records for the signed run"
     )
+    parser.add_argument(
+        "--python-check",
+        action="store_true",
+        help="verify without the compiled module ledger._rowcheck",
+    )
     args = parser.parse_args()
+    if args.python_check:
+        verify_rows._rowcheck = None
     os.environ.setdefault("GOVLEDGER_KEY_PASSPHRASE", "bench-only")
     records = make_records(args.records)
     with tempfile.TemporaryDirectory() as directory:

@@ -30,6 +30,7 @@ __all__ = [
     "derived_values",
     "entry_bytes",
     "entry_hash",
+    "entry_members",
     "format_timestamp",
     "parse_entry",
 ]
@@ -117,6 +118,9 @@ class Entry:
         }
 
 
+_ENTRY_MEMBERS = frozenset(("kind", "prev", "record", "recorded_at", "seq", "v"))
+
+
 def parse_entry(
     body: bytes, stored_hash: str | None = None, *, strict: bool = True
 ) -> Entry:
@@ -129,15 +133,26 @@ def parse_entry(
         CanonicalJSONError: the bytes are not strict JSON.
         ValueError: the object is not a format-1 entry.
     """
+    data = entry_members(body, strict=strict)
+    return Entry(
+        seq=data["seq"],
+        prev=data["prev"],
+        kind=data["kind"],
+        recorded_at=data["recorded_at"],
+        record=data["record"],
+        body=body,
+        entry_hash=stored_hash or entry_hash(body).hex(),
+    )
+
+
+def entry_members(body: bytes, *, strict: bool = True) -> dict[str, Any]:
+    """Parse an entry's bytes, check them and return the six members.
+
+    ``parse_entry`` wraps this function. verify's range check calls it
+    directly, which saves building an ``Entry`` for each row.
+    """
     data = parse_json(body) if strict else orjson.loads(body)
-    if not isinstance(data, dict) or set(data) != {
-        "kind",
-        "prev",
-        "record",
-        "recorded_at",
-        "seq",
-        "v",
-    }:
+    if not isinstance(data, dict) or data.keys() != _ENTRY_MEMBERS:
         raise ValueError(
             "entry members are not kind, prev, record, recorded_at, seq, v"
         )
@@ -150,15 +165,7 @@ def parse_entry(
     for name in ("kind", "prev", "recorded_at"):
         if not isinstance(data[name], str):
             raise ValueError(f"entry {name} is not a string")
-    return Entry(
-        seq=data["seq"],
-        prev=data["prev"],
-        kind=data["kind"],
-        recorded_at=data["recorded_at"],
-        record=data["record"],
-        body=body,
-        entry_hash=stored_hash or entry_hash(body).hex(),
-    )
+    return data
 
 
 def normalize_time(value: str) -> str | None:
@@ -176,12 +183,6 @@ def normalize_time(value: str) -> str | None:
 _NO_MEMBERS: dict[str, Any] = {}
 
 
-def _object_member(record: dict[str, Any], name: str) -> dict[str, Any]:
-    """Return the member ``name`` of ``record``, or {} if it is not an object."""
-    value = record.get(name)
-    return value if isinstance(value, dict) else _NO_MEMBERS
-
-
 def derived_values(
     kind: str, recorded_at: str, record: dict[str, Any]
 ) -> tuple[Any, ...]:
@@ -193,10 +194,19 @@ def derived_values(
     it is.
     """
     get = record.get
-    item = _object_member(record, "item")
-    model = _object_member(record, "model")
-    target = _object_member(record, "target")
-    source = _object_member(record, "source")
+    item = get("item")
+    model = get("model")
+    target = get("target")
+    source = get("source")
+    # A member that is not an object derives no columns.
+    if not isinstance(item, dict):
+        item = _NO_MEMBERS
+    if not isinstance(model, dict):
+        model = _NO_MEMBERS
+    if not isinstance(target, dict):
+        target = _NO_MEMBERS
+    if not isinstance(source, dict):
+        source = _NO_MEMBERS
     actor = get("actor")
     subject = get("subject")
     occurred_at = get("occurred_at")

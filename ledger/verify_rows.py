@@ -38,7 +38,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from .entries import DERIVED_COLUMNS, derived_values, parse_entry
+from .entries import DERIVED_COLUMNS, derived_values, entry_members
 from .errors import GovLedgerError
 from .merkle import HASH_SIZE
 
@@ -121,19 +121,21 @@ class RangeReport:
 def _row_passes(row: tuple[Any, ...], prev: str | None) -> tuple[bool, Any]:
     """Check one row's body against its seq, columns and ``prev`` as the walk does.
 
-    The body is parsed and its columns derived by the walk's own functions.
+    The walk's own functions parse and check the body (``entry_members``,
+    inside ``parse_entry``) and derive its columns (``derived_values``).
     ``prev`` is the hex hash of the previous row, or None for the range's
     first row, whose link the caller checks. Returns whether the row passes
     and the body's ``prev``.
     """
     try:
-        entry = parse_entry(row[2], row[1], strict=False)
+        entry = entry_members(row[2], strict=False)
     except (GovLedgerError, ValueError):
         return False, None
-    if entry.seq != row[0] or (prev is not None and entry.prev != prev):
-        return False, entry.prev
-    derived = derived_values(entry.kind, entry.recorded_at, entry.record)
-    return derived == tuple(row[3:]), entry.prev
+    body_prev = entry["prev"]
+    if entry["seq"] != row[0] or (prev is not None and body_prev != prev):
+        return False, body_prev
+    derived = derived_values(entry["kind"], entry["recorded_at"], entry["record"])
+    return derived == tuple(row[3:]), body_prev
 
 
 def check_rows(
