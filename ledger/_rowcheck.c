@@ -11,16 +11,17 @@
  * making Python objects of the rows, and compares the range's Merkle nodes.
  * subtree_levels computes those nodes, as _subtree_levels in Python does.
  *
- * It vouches only for bodies in a narrow form that it reads in full:
+ * It vouches only for bodies that are canonical JSON (RFC 8785), as the
+ * walk requires, and in a narrow form that it reads in full:
  * - no whitespace and no \u escapes;
- * - no escapes in the strings it compares;
- * - keys in strictly increasing byte order where it reads members, so no
- *   key appears twice there;
- * - numbers short enough that every JSON parser reads them alike;
+ * - no escapes in keys or in the strings it compares;
+ * - ASCII keys in strictly increasing byte order, which is canonical order
+ *   and rules out duplicate keys;
+ * - numbers as canonical JSON writes them, in fixed notation;
  * - occurred_at absent, not a string, or in the form 2026-03-01T12:00:00Z.
  * The entries that govledger writes have this form, except for rare text
- * that needs an escape and other forms of occurred_at. Anything else,
- * valid or not, goes to the Python check, which is the reference.
+ * that needs an escape, numbers written with an exponent and other forms
+ * of occurred_at. Anything else goes to the Python check, the reference.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -34,8 +35,7 @@
 #define HASH_SIZE 32
 #define ROW_WIDTH 17        /* seq, entry_hash, body and 14 derived columns */
 #define MAX_DEPTH 64        /* deeper bodies go to the Python check */
-#define MAX_NUMBER 24       /* longer number tokens go to the Python check */
-#define MAX_EXPONENT 2      /* exponent digits; keeps every double finite */
+#define MAX_NUMBER 24       /* no canonical number token is longer */
 
 /* The derived columns, in DERIVED_COLUMNS order; a row has seq,
  * entry_hash and body before them. */
@@ -127,12 +127,12 @@ scan_string(Reader *r, Value *v)
         if (c == '\\') {
             if (r->at + 1 >= r->end) return 0;
             switch (r->at[1]) {
-            case '"': case '\\': case '/': case 'b':
+            case '"': case '\\': case 'b':
             case 'f': case 'n': case 'r': case 't':
                 v->escaped = 1;
                 r->at += 2;
                 continue;
-            default:  /* \u and anything invalid */
+            default:  /* \u, \/ (not canonical) and anything invalid */
                 return 0;
             }
         }
@@ -149,36 +149,74 @@ is_digit(const Reader *r)
 }
 
 static int
+same_as_repr(const Value *v)
+{
+    /* Whether a number token is exactly Python's repr of its double. */
+    char buffer[MAX_NUMBER + 1], *end, *repr;
+    double value;
+    int same;
+    if (v->length > MAX_NUMBER) return 0;
+    memcpy(buffer, v->text, v->length);
+    buffer[v->length] = '\0';
+    value = PyOS_string_to_double(buffer, &end, NULL);
+    if ((value == -1.0 && PyErr_Occurred()) || end != buffer + v->length) {
+        PyErr_Clear();
+        return 0;
+    }
+    repr = PyOS_double_to_string(value, 'r', 0, 0, NULL);
+    if (repr == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    same = strlen(repr) == (size_t)v->length
+           && memcmp(repr, buffer, v->length) == 0;
+    PyMem_Free(repr);
+    return same;
+}
+
+static int
 scan_number(Reader *r, Value *v)
 {
-    const unsigned char *p = r->at;
+    /* Only numbers that RFC 8785 writes exactly so: an integer of at most
+     * 15 digits other than -0, or a fraction in fixed notation with at most
+     * 15 significant digits, no trailing zero and a value of at least 1e-6.
+     * A decimal of at most 15 significant digits is the shortest that reads
+     * back as its double, so it is the canonical form of that double. */
+    const unsigned char *p = r->at, *first;
+    int digits = 0, zeros = 0;
     v->integer = 1;
     if (*r->at == '-') r->at++;
     if (!is_digit(r)) return 0;
+    first = r->at;
     if (*r->at == '0') {
         r->at++;
     } else {
         while (is_digit(r)) r->at++;
+        digits = (int)(r->at - first);
     }
     if (r->at < r->end && *r->at == '.') {
-        r->at++;
+        const unsigned char *fraction = ++r->at;
         v->integer = 0;
         if (!is_digit(r)) return 0;
         while (is_digit(r)) r->at++;
+        if (r->at[-1] == '0') return 0;
+        if (digits == 0) {  /* 0.000123: the leading zeros are not significant */
+            while (fraction[zeros] == '0') zeros++;
+            if (zeros > 5) return 0;
+        }
+        digits += (int)(r->at - fraction) - zeros;
+    } else if (*first == '0' && p != first) {
+        return 0;  /* -0 */
     }
-    if (r->at < r->end && (*r->at == 'e' || *r->at == 'E')) {
-        r->at++;
-        v->integer = 0;
-        if (r->at < r->end && (*r->at == '+' || *r->at == '-')) r->at++;
-        const unsigned char *digits = r->at;
-        if (!is_digit(r)) return 0;
-        while (is_digit(r)) r->at++;
-        if (r->at - digits > MAX_EXPONENT) return 0;
-    }
+    if (r->at < r->end && (*r->at == 'e' || *r->at == 'E')) return 0;
     v->kind = NUMBER;
     v->text = p;
     v->length = r->at - p;
-    return v->length <= MAX_NUMBER;
+    if (digits <= 15) return 1;
+    /* Longer fractions, as models often output, are canonical if they are
+     * Python's repr of their double, which is also the shortest form and in
+     * fixed notation from 1e-4 up to 1e16. */
+    return !v->integer && digits <= 17 && same_as_repr(v);
 }
 
 static int
@@ -192,10 +230,41 @@ scan_literal(Reader *r, const char *word, Py_ssize_t length)
 static int scan_value(Reader *r, Value *v, int depth);
 
 static int
+key_order(const Value *a, const Value *b)
+{
+    /* Compare two keys' bytes, like memcmp extended to unequal lengths. */
+    Py_ssize_t n = a->length < b->length ? a->length : b->length;
+    int c = memcmp(a->text, b->text, n);
+    if (c != 0) return c;
+    return (a->length > b->length) - (a->length < b->length);
+}
+
+static int
+scan_key(Reader *r, Value *key, Value *previous, int *first)
+{
+    /* A member's key, in canonical order: RFC 8785 sorts keys by their
+     * UTF-16 code units, which for unescaped ASCII keys is their byte order.
+     * Keys that are strictly increasing also never repeat. */
+    if (r->at >= r->end || *r->at != '"') return 0;
+    if (!scan_string(r, key) || key->escaped) return 0;
+    for (Py_ssize_t i = 0; i < key->length; i++) {
+        if (key->text[i] >= 0x80) return 0;
+    }
+    if (!*first && key_order(previous, key) >= 0) return 0;
+    *previous = *key;
+    *first = 0;
+    if (r->at >= r->end || *r->at != ':') return 0;
+    r->at++;
+    return 1;
+}
+
+
+static int
 scan_container(Reader *r, int depth)
 {
     /* Skip an object or an array; r->at points at '{' or '['. */
-    Value ignored;
+    Value ignored, key, previous = {0};
+    int first = 1;
     int object = *r->at == '{';
     unsigned char close = object ? '}' : ']';
     if (depth >= MAX_DEPTH) return 0;
@@ -205,12 +274,7 @@ scan_container(Reader *r, int depth)
         return 1;
     }
     for (;;) {
-        if (object) {
-            if (r->at >= r->end || *r->at != '"') return 0;
-            if (!scan_string(r, &ignored)) return 0;
-            if (r->at >= r->end || *r->at != ':') return 0;
-            r->at++;
-        }
+        if (object && !scan_key(r, &key, &previous, &first)) return 0;
         if (!scan_value(r, &ignored, depth + 1)) return 0;
         if (r->at >= r->end) return 0;
         if (*r->at == close) {
@@ -267,16 +331,6 @@ enum { M_DATASET, M_ENTRY_HASH, M_ID, M_NAME, M_REF, M_SEQ, M_SYSTEM,
        M_VERSION, MEMBER_COUNT };
 
 static int
-key_order(const Value *a, const Value *b)
-{
-    /* Compare two keys' bytes, like memcmp extended to unequal lengths. */
-    Py_ssize_t n = a->length < b->length ? a->length : b->length;
-    int c = memcmp(a->text, b->text, n);
-    if (c != 0) return c;
-    return (a->length > b->length) - (a->length < b->length);
-}
-
-static int
 name_index(const Value *key, const char *const *names, int count)
 {
     for (int i = 0; i < count; i++) {
@@ -306,14 +360,7 @@ read_object(Reader *r, const char *const *names, int count, Value *found,
         return 1;
     }
     for (;;) {
-        if (r->at >= r->end || *r->at != '"') return 0;
-        if (!scan_string(r, &key) || key.escaped) return 0;
-        /* Strictly increasing keys: no key appears twice. */
-        if (!first && key_order(&previous, &key) >= 0) return 0;
-        previous = key;
-        first = 0;
-        if (r->at >= r->end || *r->at != ':') return 0;
-        r->at++;
+        if (!scan_key(r, &key, &previous, &first)) return 0;
         int index = name_index(&key, names, count);
         if (index >= 0 && nested != NULL && nested[index] >= 0
             && r->at < r->end && *r->at == '{') {

@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from .canonical import parse_json
+from .canonical import canonical_bytes, parse_json
+from .errors import CanonicalJSONError
 from .records import parse_occurred_at
 
 __all__ = [
@@ -126,12 +127,15 @@ def parse_entry(
 ) -> Entry:
     """Parse an entry's canonical bytes.
 
-    ``strict=False`` skips the duplicate-key and canonical-form checks; it is
-    for ``verify``, where the hash chain already proves the bytes original.
+    ``strict=False`` is for ``verify``: it parses with orjson and then
+    requires the bytes to be exactly the canonical form (RFC 8785) of what
+    they parse to, as govledger writes them, which also rules out duplicate
+    keys. The default parses with the strict parser of ``parse_json``.
 
     Raises:
         CanonicalJSONError: the bytes are not strict JSON.
-        ValueError: the object is not a format-1 entry.
+        ValueError: the object is not a format-1 entry, or with
+            ``strict=False`` the bytes are not canonical.
     """
     data = entry_members(body, strict=strict)
     return Entry(
@@ -156,7 +160,7 @@ def entry_members(body: bytes, *, strict: bool = True) -> dict[str, Any]:
         raise ValueError(
             "entry members are not kind, prev, record, recorded_at, seq, v"
         )
-    if data["v"] != FORMAT_VERSION:
+    if type(data["v"]) is not int or data["v"] != FORMAT_VERSION:
         raise ValueError(f"entry format version {data['v']!r} is not 1")
     if not isinstance(data["seq"], int) or isinstance(data["seq"], bool):
         raise ValueError("entry seq is not an integer")
@@ -165,7 +169,38 @@ def entry_members(body: bytes, *, strict: bool = True) -> dict[str, Any]:
     for name in ("kind", "prev", "recorded_at"):
         if not isinstance(data[name], str):
             raise ValueError(f"entry {name} is not a string")
+    if not strict and not _is_canonical(data, body):
+        raise ValueError(
+            "entry bytes are not the canonical JSON (RFC 8785) of their value, "
+            "which govledger always writes"
+        )
     return data
+
+
+def _is_canonical(value: Any, body: bytes) -> bool:
+    """Return whether ``body`` is exactly the canonical form of ``value``.
+
+    ``value`` is what ``body`` parses to. A float with an integral value of
+    2**53 or more is written without a fraction, as 1e16 is written
+    10000000000000000, and so parses back as an int beyond the safe range;
+    such ints are compared as the floats they were written from.
+    """
+    try:
+        return canonical_bytes(value) == body
+    except CanonicalJSONError as error:
+        if error.reason != "unsafe-integer":
+            return False
+    return canonical_bytes(_large_ints_as_floats(value)) == body
+
+
+def _large_ints_as_floats(value: Any) -> Any:
+    if type(value) is int and not -(2**53) < value < 2**53:
+        return float(value)
+    if type(value) is dict:
+        return {key: _large_ints_as_floats(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_large_ints_as_floats(item) for item in value]
+    return value
 
 
 def normalize_time(value: str) -> str | None:

@@ -768,16 +768,19 @@ def _random_record(rng: random.Random, *, plain: bool = False) -> dict[str, Any]
     if rng.random() < 0.8:
         record["occurred_at"] = rng.choice(times)
     if rng.random() < 0.8:
-        record["confidence"] = rng.choice(
-            [rng.random(), 0.91, 1, 0, -2, 1e-7, 1.5e21, 123456.789, True, None, "0.9"]
-        )
+        # Numbers that canonical JSON writes with an exponent (1e-7, 1.5e21)
+        # are left to the Python check.
+        choices = [rng.random(), 0.91, 1, 0, -2, 123456.789, True, None, "0.9"]
+        if not plain:
+            choices += [1e-7, 1.5e21]
+        record["confidence"] = rng.choice(choices)
     if rng.random() < 0.7:
         record["model"] = {"name": rng.choice(texts), "version": "4.2.0"}
         if rng.random() < 0.3:
             record["model"]["extra"] = [1, {"x": "y"}]
     if rng.random() < 0.5:
         record["target"] = {
-            "seq": rng.choice([0, 4, 12345, 2**53 - 1, -3]),
+            "seq": rng.choice([0, 4, 12345, -3] + ([] if plain else [2**53 - 1])),
             "entry_hash": "".join(rng.choice(_HEX) for _ in range(64)),
         }
     if rng.random() < 0.6:
@@ -992,31 +995,31 @@ EDGE_CASES: list[tuple[str, bytes, dict[str, Any], bool]] = [
         "confidence 1E2",
         _record_text(CONFIDENCE, b'"confidence":1E2'),
         {"confidence": 100.0},
-        True,
+        False,
     ),
     (
         "confidence -0",
         _record_text(CONFIDENCE, b'"confidence":-0'),
         {"confidence": -0.0},
-        True,
+        False,
     ),
     (
         "confidence 1e-400",
         _record_text(CONFIDENCE, b'"confidence":1e-400'),
         {"confidence": 0.0},
-        True,
+        False,
     ),
     (
         "confidence 1e23",
         _record_text(CONFIDENCE, b'"confidence":99999999999999999999999'),
         {"confidence": 1e23},
-        True,
+        False,
     ),
     (
         "confidence 24 chars",
         _record_text(CONFIDENCE, b'"confidence":123456789012345678901234'),
         {"confidence": 1.2345678901234568e23},
-        True,
+        False,
     ),
     (
         "confidence 400 digits",
@@ -1065,13 +1068,13 @@ EDGE_CASES: list[tuple[str, bytes, dict[str, Any], bool]] = [
         "target seq 2**64 - 1",
         _record_text(TARGET_SEQ, b'"seq":18446744073709551615}'),
         {"target_seq": 2**64 - 1},
-        True,
+        False,
     ),
     (
         "target seq 18 digits",
         _record_text(TARGET_SEQ, b'"seq":-999999999999999999}'),
         {"target_seq": -(10**18 - 1)},
-        True,
+        False,
     ),
     (
         "target seq 2**64 as wrapped",
@@ -1085,7 +1088,7 @@ EDGE_CASES: list[tuple[str, bytes, dict[str, Any], bool]] = [
         {"target_seq": -(2**63)},
         False,
     ),
-    ("target seq -0", _record_text(TARGET_SEQ, b'"seq":-0}'), {"target_seq": 0}, True),
+    ("target seq -0", _record_text(TARGET_SEQ, b'"seq":-0}'), {"target_seq": 0}, False),
     (
         "target seq true",
         _record_text(TARGET_SEQ, b'"seq":true}'),
@@ -1097,7 +1100,7 @@ EDGE_CASES: list[tuple[str, bytes, dict[str, Any], bool]] = [
         "duplicate actor last",
         _record_text(ACTOR, b'"actor":"svc:x","actor":"svc:a"'),
         {},
-        True,
+        False,
     ),
     (
         "duplicate actor first",
@@ -1129,7 +1132,7 @@ EDGE_CASES: list[tuple[str, bytes, dict[str, Any], bool]] = [
         {},
         False,
     ),
-    ("escaped key", _record_text(ACTOR, b'"\\u0061ctor":"svc:a"'), {}, True),
+    ("escaped key", _record_text(ACTOR, b'"\\u0061ctor":"svc:a"'), {}, False),
     (
         "escaped key hides actor",
         _record_text(ACTOR, b'"\\u0061ctor":"svc:a"'),
@@ -1142,7 +1145,7 @@ EDGE_CASES: list[tuple[str, bytes, dict[str, Any], bool]] = [
         {},
         False,
     ),
-    ("escaped value", _record_text(ACTOR, b'"actor":"svc:\\u0061"'), {}, True),
+    ("escaped value", _record_text(ACTOR, b'"actor":"svc:\\u0061"'), {}, False),
     (
         "escaped value raw column",
         _record_text(ACTOR, b'"actor":"svc:\\u0061"'),
@@ -1153,7 +1156,7 @@ EDGE_CASES: list[tuple[str, bytes, dict[str, Any], bool]] = [
         "slash escape",
         _record_text(ACTOR, b'"actor":"svc:\\/a"'),
         {"actor": "svc:/a"},
-        True,
+        False,
     ),
     (
         "model is a string",
@@ -1175,7 +1178,7 @@ EDGE_CASES: list[tuple[str, bytes, dict[str, Any], bool]] = [
     ),
     ("depth 62", _unread(b"[" * 62 + b"]" * 62), {}, True),
     ("depth 64", _unread(b"[" * 64 + b"]" * 64), {}, True),
-    ("depth 1022", _unread(b"[" * 1022 + b"]" * 1022), {}, True),
+    ("depth 1022", _unread(b"[" * 1022 + b"]" * 1022), {}, False),
     ("depth 1023", _unread(b"[" * 1023 + b"]" * 1023), {}, False),
     ("depth 1100", _unread(b"[" * 1100 + b"]" * 1100), {}, False),
     ("quote in unread string", _unread(b'"a\\"b"'), {}, True),
@@ -1205,7 +1208,7 @@ EDGE_CASES: list[tuple[str, bytes, dict[str, Any], bool]] = [
     ("above U+10FFFF", _unread(b'"\xf4\x90\x80\x80"'), {}, False),
     ("four-byte UTF-8", _unread(b'"\xf0\x9f\x98\x80"'), {}, True),
     ("lone surrogate escape", _unread(b'"\\ud800"'), {}, False),
-    ("surrogate pair escape", _unread(b'"\\ud83d\\ude00"'), {}, True),
+    ("surrogate pair escape", _unread(b'"\\ud83d\\ude00"'), {}, False),
     ("huge number unread", _unread(b"1e400"), {}, False),
     ("huge integer unread", _unread(b"1" + b"0" * 400), {}, False),
     ("lone surrogate column", BASE_TEXT, {"actor": "svc:a\ud800"}, False),
@@ -1278,15 +1281,15 @@ ENTRY_CASES: list[tuple[str, bytes, bytes, bool]] = [
     ("seq -0", b'"seq":1,', b'"seq":-0,', False),
     ("seq true", b'"seq":1,', b'"seq":true,', False),
     ("seq 2", b'"seq":1,', b'"seq":2,', False),
-    ("v 1.0", b'"v":1}', b'"v":1.0}', True),
-    ("v true", b'"v":1}', b'"v":true}', True),
+    ("v 1.0", b'"v":1}', b'"v":1.0}', False),
+    ("v true", b'"v":1}', b'"v":true}', False),
     ("v 2", b'"v":1}', b'"v":2}', False),
-    ("kind escaped", b'"kind":"decision"', b'"kind":"decisio\\u006e"', True),
+    ("kind escaped", b'"kind":"decision"', b'"kind":"decisio\\u006e"', False),
     (
         "kind duplicate last",
         b'"kind":"decision"',
         b'"kind":"x","kind":"decision"',
-        True,
+        False,
     ),
     (
         "kind duplicate first",
@@ -1297,13 +1300,18 @@ ENTRY_CASES: list[tuple[str, bytes, bytes, bool]] = [
     ("kind number", b'"kind":"decision"', b'"kind":7', False),
     ("record duplicate", b'"recorded_at"', b'"record":{},"recorded_at"', False),
     ("extra member", b'"v":1}', b'"v":1,"w":1}', False),
-    ("leading space", b'{"kind"', b' {"kind"', True),
-    ("inner space", b'"kind":"decision"', b'"kind" : "decision"', True),
-    ("trailing space", b'"v":1}', b'"v":1} ', True),
+    ("leading space", b'{"kind"', b' {"kind"', False),
+    ("inner space", b'"kind":"decision"', b'"kind" : "decision"', False),
+    ("trailing space", b'"v":1}', b'"v":1} ', False),
     ("trailing NUL", b'"v":1}', b'"v":1}\x00', False),
     ("trailing object", b'"v":1}', b'"v":1}{}', False),
     ("missing brace", b'"v":1}', b'"v":1', False),
-    ("recorded_at escaped", b'"recorded_at":"2026', b'"recorded_at":"\\u0032026', True),
+    (
+        "recorded_at escaped",
+        b'"recorded_at":"2026',
+        b'"recorded_at":"\\u0032026',
+        False,
+    ),
 ]
 
 
@@ -1369,12 +1377,13 @@ def test_first_prev_matches_walk(prev: str) -> None:
 
 
 def test_escaped_first_prev_is_left_to_python() -> None:
-    body = canonical_bytes(_entry_dict({"actor": "a"}, seq=0, prev="a/b"))
-    body = body.replace(b'"a/b"', b'"a\\/b"')
+    # Canonical JSON escapes the quote, which the compiled check leaves.
+    body = canonical_bytes(_entry_dict({"actor": "a"}, seq=0, prev='a"b'))
+    assert b'"a\\"b"' in body
     row = _row(0, body, _columns("decision", RECORDED_AT, {"actor": "a"}))
     assert _rowcheck.check_rows(0, [row]) == (_digest(body), [0], None)
     report, _leaves = verify_rows.check_rows(0, 1, [row])
-    assert report.first_prev == "a/b"
+    assert report.first_prev == 'a"b'
 
 
 def test_mutated_ranges_are_sound() -> None:
@@ -1407,7 +1416,7 @@ def test_mutated_ranges_are_sound() -> None:
     assert tally.vouched > 3000
     assert tally.vouched_changed > 1000
     assert tally.walk_failures_left > 4000
-    assert tally.range_passes > 1500
+    assert tally.range_passes > 1200
 
 
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=10)

@@ -171,8 +171,9 @@ def test_extra_entry_member_fails() -> None:
     assert not _passes(_row(_record(), body=canonical_bytes(entry)))
 
 
-def test_duplicate_keys_read_as_the_walk_reads_them() -> None:
-    # orjson, which the walk uses, keeps the last of duplicate keys.
+def test_duplicate_keys_fail() -> None:
+    # govledger writes canonical JSON, which has no duplicate keys, so such
+    # a body fails whichever value a parser would keep.
     body = canonical_bytes(
         {
             "kind": "decision",
@@ -183,8 +184,39 @@ def test_duplicate_keys_read_as_the_walk_reads_them() -> None:
             "v": 1,
         }
     ).replace(b'"actor":"svc:first"', b'"actor":"svc:first","actor":"svc:last"')
-    assert _passes(_row(_record(actor="svc:last"), body=body))
+    assert not _walk_passes(_row(_record(actor="svc:last"), body=body))
+    assert not _passes(_row(_record(actor="svc:last"), body=body))
     assert not _passes(_row(_record(actor="svc:first"), body=body))
+
+
+@pytest.mark.parametrize(
+    ("canonical", "altered"),
+    [
+        (b'"confidence":0.91', b'"confidence":0.910'),
+        (b'"confidence":0.91', b'"confidence":9.1e-1'),
+        (b'"output":"approve"', b'"output" : "approve"'),
+        (b'"output":"approve"', b'"output":"appro\\u0076e"'),
+        (b'"kind":"decision"', b'"kind":"decisio\\u006e"'),
+    ],
+    ids=["trailing-zero", "exponent", "whitespace", "escape", "escaped-kind"],
+)
+def test_non_canonical_body_fails(canonical: bytes, altered: bytes) -> None:
+    # The same value in other bytes: an auditor hashing the canonical form
+    # would not get the stored hash, so the walk and the range check fail it.
+    seq, _hash, body, *columns = _row(_record())
+    assert canonical in body
+    changed = body.replace(canonical, altered)
+    row = (seq, hashlib.sha256(b"\x00" + changed).hexdigest(), changed, *columns)
+    assert not _walk_passes(row)
+    assert not _passes(row)
+
+
+def test_large_integral_float_passes() -> None:
+    # 1e16 is written 10000000000000000 and parses back as an int.
+    row = _row(_record(output={"count": 1e16}))
+    assert b'"count":10000000000000000' in row[2]
+    assert _walk_passes(row)
+    assert _passes(row)
 
 
 def _entry_body(record_text: bytes) -> bytes:
