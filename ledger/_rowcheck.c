@@ -18,10 +18,11 @@
  * - ASCII keys in strictly increasing byte order, which is canonical order
  *   and rules out duplicate keys;
  * - numbers as canonical JSON writes them, in fixed notation;
- * - occurred_at absent, not a string, or in the form 2026-03-01T12:00:00Z.
+ * - occurred_at absent, not a string, or in the form 2026-03-01T12:00:00Z
+ *   or 2026-03-01T12:00:00.250000Z.
  * The entries that govledger writes have this form, except for rare text
  * that needs an escape, numbers written with an exponent and other forms
- * of occurred_at. Anything else goes to the Python check, the reference.
+ * of occurred_at, such as offsets. Anything else goes to the Python check, the reference.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -423,15 +424,46 @@ required_text(const Value *v, const Stored *stored)
 }
 
 static int
-occurred_at_column(const Value *v, const Stored *stored)
+two_digits(const unsigned char *p)
 {
-    /* normalize_time's fast form, 2026-03-01T12:00:00Z, only; other times
-     * need its full parse, which the Python check runs. */
-    if (v->kind != STRING) return stored->type == S_NULL;
-    if (v->escaped || v->length != 20 || v->text[10] != 'T'
-        || v->text[19] != 'Z') {
+    return (p[0] - '0') * 10 + (p[1] - '0');
+}
+
+static int
+is_utc_microseconds(const unsigned char *text)
+{
+    /* Whether text is a valid time in the form 2026-03-01T12:00:00.250000Z,
+     * which normalize_time returns unchanged; an invalid one becomes None. */
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+    static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int year, month, day, days;
+    for (int i = 0; i < 27; i++) {
+        if (shape[i] == 'd' ? text[i] < '0' || text[i] > '9' : text[i] != shape[i]) {
+            return 0;
+        }
+    }
+    year = two_digits(text) * 100 + two_digits(text + 2);
+    month = two_digits(text + 5);
+    day = two_digits(text + 8);
+    if (year < 1 || month < 1 || month > 12 || day < 1 || two_digits(text + 11) > 23
+        || two_digits(text + 14) > 59 || two_digits(text + 17) > 59) {
         return 0;
     }
+    days = month_days[month - 1];
+    if (month == 2 && year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)) days = 29;
+    return day <= days;
+}
+
+static int
+occurred_at_column(const Value *v, const Stored *stored)
+{
+    /* normalize_time's fast form 2026-03-01T12:00:00Z and the normalized
+     * form itself only; other times need its full parse, which the Python
+     * check runs. */
+    if (v->kind != STRING) return stored->type == S_NULL;
+    if (v->escaped) return 0;
+    if (v->length == 27) return is_utc_microseconds(v->text) && same_text(v, stored);
+    if (v->length != 20 || v->text[10] != 'T' || v->text[19] != 'Z') return 0;
     for (int i = 0; i < 20; i++) {
         if (v->text[i] >= 0x80) return 0;  /* 20 bytes, but not 20 characters */
     }

@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 
 import ledger.verify_rows as verify_rows
 from ledger.canonical import canonical_bytes
-from ledger.entries import DERIVED_COLUMNS, GENESIS_PREV, derived_values
+from ledger.entries import DERIVED_COLUMNS, GENESIS_PREV, derived_values, normalize_time
 from ledger.errors import CanonicalJSONError
 from ledger.verify import _ChainChecker, _Stop
 
@@ -1990,3 +1990,36 @@ def test_finalizer_emptying_rows_does_not_crash() -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr.decode(errors="replace")
+
+
+def _random_time(rng: random.Random) -> str:
+    """Return a time in the normalized form, valid or not (a 31st of June)."""
+    year = rng.choice([0, 1, 1900, 2000, 2023, 2024, 9999])
+    month = rng.choice([0, 1, 2, 6, 12, 13])
+    day = rng.choice([0, 1, 28, 29, 30, 31, 32])
+    hour, minute, second = rng.choice([0, 23, 24]), rng.choice([0, 59, 60]), 59
+    fraction = rng.randrange(1_000_000)
+    return (
+        f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+        f".{fraction:06d}Z"
+    )
+
+
+def test_normalized_times_match_normalize_time() -> None:
+    # The compiled check reads times in the normalized form itself. It may
+    # vouch only where normalize_time returns the time unchanged.
+    rng = random.Random(5)
+    times = [_random_time(rng) for _ in range(3000)]
+    rows = _build_chain(0, [{"occurred_at": time} for time in times])
+    _leaves, undecided, _first_prev = _rowcheck.check_rows(0, rows)
+    for index, time in enumerate(times):
+        valid = normalize_time(time) == time
+        assert (index not in undecided) == valid, time
+    assert_range_check_sound(0, rows)
+    # A stored column that keeps an invalid time, as a lax reader would.
+    for time in times:
+        if normalize_time(time) is None:
+            (row,) = _build_chain(0, [{"occurred_at": time}])
+            columns = list(row)
+            columns[3 + DERIVED_COLUMNS.index("occurred_at")] = time
+            assert_range_check_sound(0, [tuple(columns)])
