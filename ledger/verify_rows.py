@@ -392,7 +392,13 @@ def _sqlite_file(connection: Connection) -> str | None:
         return None
     if url.query:
         return None
-    return database
+    # The file SQLite has open, which can differ from the URL's text: a
+    # path like link/../ledger.db names another file once the link is
+    # followed.
+    for _seq, name, file in connection.connection.execute("PRAGMA database_list"):
+        if name == "main":
+            return file or None
+    return None
 
 
 # Worker side: each worker process keeps one engine per database URL.

@@ -536,3 +536,27 @@ def test_verify_during_appends_passes(db_url: str, key_dir: Path) -> None:
     assert appended, "no entry was appended during verify"
     for result in results:
         assert result.ok, result.fault
+
+
+def test_path_through_symlink_and_dotdot(tmp_path: Path) -> None:
+    # link/../ledger.db is tmp_path/real/ledger.db to the operating system,
+    # but tmp_path/ledger.db once the text is normalized. verify must check
+    # the file that SQLite opened, whichever reads the rows.
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "sub")
+    config = LedgerConfig(
+        key_dir=tmp_path / "keys", checkpoint_every=0, checkpoint_interval_s=0
+    )
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with Ledger.create(url, origin="test.example/ledger", config=config) as opened:
+        opened.append_many([{"kind": "decision", **_record()}] * 3)
+    (tmp_path / "real" / "ledger.db").write_bytes((tmp_path / "ledger.db").read_bytes())
+    drop_triggers(url)
+    (body,) = fetch(url, "SELECT body FROM entries WHERE seq = 1")[0]
+    changed = bytes(body).replace(b"approve", b"decline")
+    execute(url, "UPDATE entries SET body = ? WHERE seq = 1", (changed,))
+    linked = f"sqlite:///{tmp_path / 'link' / '..' / 'ledger.db'}"
+    with Ledger.open(linked, config=config) as opened:
+        result = opened.verify(workers=0)
+    assert result.fault is not None
+    assert result.fault.seq == 1
