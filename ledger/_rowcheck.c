@@ -149,28 +149,23 @@ is_digit(const Reader *r)
     return r->at < r->end && *r->at >= '0' && *r->at <= '9';
 }
 
+static int parse_double(const Value *v, double *out);
+
 static int
 same_as_repr(const Value *v)
 {
     /* Whether a number token is exactly Python's repr of its double. */
-    char buffer[MAX_NUMBER + 1], *end, *repr;
+    char *repr;
     double value;
     int same;
-    if (v->length > MAX_NUMBER) return 0;
-    memcpy(buffer, v->text, v->length);
-    buffer[v->length] = '\0';
-    value = PyOS_string_to_double(buffer, &end, NULL);
-    if ((value == -1.0 && PyErr_Occurred()) || end != buffer + v->length) {
-        PyErr_Clear();
-        return 0;
-    }
+    if (!parse_double(v, &value)) return 0;
     repr = PyOS_double_to_string(value, 'r', 0, 0, NULL);
     if (repr == NULL) {
         PyErr_Clear();
         return 0;
     }
     same = strlen(repr) == (size_t)v->length
-           && memcmp(repr, buffer, v->length) == 0;
+           && memcmp(repr, v->text, v->length) == 0;
     PyMem_Free(repr);
     return same;
 }
@@ -477,6 +472,7 @@ parse_double(const Value *v, double *out)
 {
     char buffer[MAX_NUMBER + 1];
     char *end;
+    if (v->length > MAX_NUMBER) return 0;
     memcpy(buffer, v->text, v->length);
     buffer[v->length] = '\0';
     /* CPython's own correctly rounded conversion. */

@@ -181,8 +181,8 @@ def _is_canonical(value: Any, body: bytes) -> bool:
     """Return whether ``body`` is exactly the canonical form of ``value``.
 
     ``value`` is what ``body`` parses to. A float with an integral value of
-    2**53 or more is written without a fraction, as 1e16 is written
-    10000000000000000, and so parses back as an int beyond the safe range;
+    2**53 or more is written without a fraction: 1e16 is written
+    10000000000000000. It parses back as an int beyond the safe range, so
     such ints are compared as the floats they were written from.
     """
     try:
